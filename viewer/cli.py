@@ -1,0 +1,62 @@
+"""The `lightbox` command: the GUI by default, plus subcommands for scripting and headless use."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from viewer import APP_NAME, __version__
+
+# Subcommands register here as (name, help, add_arguments, run); run returns the exit code.
+Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+_COMMANDS: list[Command] = []
+
+
+def command(name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        _COMMANDS.append((name, help_text, add_arguments, run))
+        return run
+
+    return register
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lightbox", description=f"{APP_NAME} DICOM workstation")
+    parser.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    parser.add_argument("--home", type=Path, help="data folder (default: $LIGHTBOX_HOME or the user data folder)")
+    parser.add_argument("--demo-if-empty", action="store_true", help="load the demo study when the store is empty")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+    _load_commands()
+    for name, help_text, add_arguments, run in _COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def _load_commands() -> None:
+    if _COMMANDS:
+        return
+    import viewer.commands  # noqa: F401  (registers the subcommands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "run", None) is not None:
+        return int(args.run(args))
+    from viewer.ui.app import run_gui
+
+    return run_gui(home=args.home, demo_if_empty=args.demo_if_empty)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data model, study store, importers and settings. No Qt here."""

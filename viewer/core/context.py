@@ -1,0 +1,38 @@
+"""The application context: data folder, settings and store, shared by the CLI and the GUI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from viewer.core.paths import data_dir, ensure_data_dir
+from viewer.core.settings import Settings
+from viewer.core.store import StudyStore
+
+
+@dataclass
+class AppContext:
+    home: Path
+    settings: Settings
+    store: StudyStore
+
+    @property
+    def settings_path(self) -> Path:
+        return self.home / "settings.json"
+
+    def save_settings(self) -> None:
+        self.settings.save(self.settings_path)
+
+    @classmethod
+    def open(cls, home: Path | None = None, *, recover: bool = True) -> AppContext:
+        """Open (creating on first run) the data folder, its settings and its store."""
+        folder = ensure_data_dir(home or data_dir())
+        settings_path = folder / "settings.json"
+        settings = Settings.load(settings_path)
+        if not settings_path.exists():
+            settings.save(settings_path)
+        store = StudyStore(folder / "store")
+        if recover:
+            # Files younger than a few minutes may belong to another Lightbox process still writing.
+            store.recover(min_age_s=300.0)
+        return cls(home=folder, settings=settings, store=store)

@@ -1,0 +1,131 @@
+"""User settings, kept as JSON in the data folder.
+
+Each area owns a small dataclass; unknown keys in the file are ignored and missing ones take defaults,
+so settings written by an older or newer Lightbox still load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class LocalNode:
+    """Our own AE: the embedded Storage/Verification SCP."""
+
+    ae_title: str = "LIGHTBOX"
+    port: int = 11112
+    bind_address: str = "0.0.0.0"
+    enabled: bool = True
+    restrict_calling_aes: bool = False
+    allowed_calling_aes: list[str] = field(default_factory=list)
+    max_associations: int = 10
+    max_pdu: int = 116794
+    acse_timeout_s: float = 30.0
+    dimse_timeout_s: float = 60.0
+    network_timeout_s: float = 60.0
+    max_object_bytes: int = 4 * 1024**3
+
+
+@dataclass
+class RemoteNode:
+    """A PACS or workstation we query, retrieve from or send to."""
+
+    name: str = ""
+    ae_title: str = ""
+    host: str = "127.0.0.1"
+    port: int = 104
+    query_model: str = "study"  # "study" or "patient" root
+    retrieve_method: str = "move"  # "move" (to us) or "get"
+    use_tls: bool = False
+
+
+@dataclass
+class TlsSettings:
+    enabled: bool = False
+    certificate: str = ""
+    private_key: str = ""
+    ca_certificates: str = ""
+    require_client_certificate: bool = True
+
+
+@dataclass
+class PrinterSettings:
+    name: str = ""
+    ae_title: str = ""
+    host: str = "127.0.0.1"
+    port: int = 104
+    color: bool = False
+    film_sizes: list[str] = field(default_factory=lambda: ["8INX10IN", "10INX12IN", "11INX14IN", "14INX17IN"])
+    media: list[str] = field(default_factory=lambda: ["BLUE FILM", "CLEAR FILM", "PAPER"])
+    defaults: dict[str, Any] = field(default_factory=dict)
+    compatibility_single_image: bool = False
+    use_tls: bool = False
+
+
+@dataclass
+class ViewerSettings:
+    cache_megabytes: int = 1024
+    default_layout: str = "1x1"
+    show_reference_lines: bool = False
+
+
+@dataclass
+class Settings:
+    local: LocalNode = field(default_factory=LocalNode)
+    nodes: list[RemoteNode] = field(default_factory=list)
+    printers: list[PrinterSettings] = field(default_factory=list)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    viewer: ViewerSettings = field(default_factory=ViewerSettings)
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.error("settings file %s is unreadable (%s); using defaults", path, exc)
+            return cls()
+        return _from_dict(cls, raw)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(asdict(self), fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+
+def _from_dict(cls: type[T], raw: Any) -> T:
+    if not isinstance(raw, dict):
+        return cls()
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in raw:
+            continue
+        kwargs[f.name] = _coerce(hints[f.name], raw[f.name])
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    if is_dataclass(tp):
+        return _from_dict(tp, value)
+    if get_origin(tp) is list:
+        (item,) = get_args(tp)
+        return [_coerce(item, v) for v in value] if isinstance(value, list) else []
+    return value

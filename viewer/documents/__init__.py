@@ -1,0 +1,1 @@
+"""Structured reports, encapsulated PDF/CDA and tag browsing models. No Qt here."""

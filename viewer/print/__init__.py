@@ -1,0 +1,1 @@
+"""Film layout, print jobs and paper/PDF output. No Qt here."""

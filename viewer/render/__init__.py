@@ -1,0 +1,1 @@
+"""Pixel pipeline: decode, LUT stages, presentation states. numpy only, no Qt."""
