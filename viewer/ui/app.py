@@ -1,0 +1,44 @@
+"""GUI entry point: `run_gui(home, demo_if_empty)` opens the data folder and shows the main window."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from viewer import APP_NAME, __version__
+
+log = logging.getLogger(__name__)
+
+
+def create_application() -> object:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName(APP_NAME)
+    return app
+
+
+def run_gui(home: Path | None = None, demo_if_empty: bool = False) -> int:
+    """Show the main window until it is closed; returns the process exit code."""
+    from viewer.core.context import AppContext
+    from viewer.ui.main_window import MainWindow
+    from viewer.ui.workers import wait_for_workers
+
+    app = create_application()
+    ctx = AppContext.open(home)
+    if demo_if_empty and ctx.store.counts()["studies"] == 0:
+        from viewer.core.demo import add_demo_study
+
+        # Synchronous on purpose: it takes about a second and the first screen should show images.
+        add_demo_study(ctx.store)
+    window = MainWindow(ctx)
+    window.show()
+    if demo_if_empty:
+        window.browser.expand_all()
+    code = app.exec()  # type: ignore[attr-defined]
+    wait_for_workers(10000)
+    ctx.store.close()
+    return int(code)
