@@ -33,7 +33,7 @@ def encode_png(pixels: np.ndarray, *, compression: int = 6) -> bytes:
     else:
         raise ValueError(f"PNG needs uint8 or uint16 pixels, not {pixels.dtype}")
     height, width = pixels.shape[:2]
-    rows = np.ascontiguousarray(data).reshape(height, width * channels * (bit_depth // 8)).view(np.uint8)
+    rows = np.ascontiguousarray(data).view(np.uint8).reshape(height, width * channels * (bit_depth // 8))
     raw = np.empty((height, rows.shape[1] + 1), dtype=np.uint8)
     raw[:, 0] = 0  # filter type None on every row
     raw[:, 1:] = rows
