@@ -57,6 +57,8 @@ class TlsSettings:
     private_key: str = ""
     ca_certificates: str = ""
     require_client_certificate: bool = True
+    # SCUs verify the peer certificate against the CA always; this also demands it name the host we dialled.
+    check_hostname: bool = True
 
 
 @dataclass
