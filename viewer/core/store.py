@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 _CHUNK = 1 << 20
+_DEFER_BYTES = 4096
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -247,6 +250,10 @@ class StudyStore:
         """Store an encoded DICOM file (preamble + meta, or a bare dataset that gets a meta added)."""
         return self._add_stream(DicomBytesIO(data), source=source)
 
+    def add_stream(self, src: BinaryIO, *, source: str = "") -> AddResult:
+        """Store an encoded DICOM file read from an open binary stream (e.g. a ZIP member), without buffering it."""
+        return self._add_stream(src, source=source)
+
     def add_dataset(self, ds: Dataset, *, source: str = "") -> AddResult:
         """Encode and store a dataset (its `file_meta` must name the transfer syntax it is encoded in)."""
         buffer = DicomBytesIO()
@@ -287,7 +294,11 @@ class StudyStore:
         with open(tmp, "rb") as fh:
             has_preamble = fh.read(132)[128:132] == b"DICM"
         try:
-            ds = pydicom.dcmread(tmp, force=not has_preamble, stop_before_pixels=True)
+            # Large values are deferred (seeked over, not read) so the whole element structure is walked
+            # cheaply; that is what lets a file cut short inside its pixel data be told from a whole one.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ds = pydicom.dcmread(tmp, force=not has_preamble, defer_size=_DEFER_BYTES)
         except InvalidDicomError as exc:
             raise NotDicomError(f"not a DICOM file ({exc})") from exc
         except Exception as exc:
@@ -296,6 +307,11 @@ class StudyStore:
             ) from exc
         if not has_preamble and len(ds) == 0:
             raise NotDicomError("not a DICOM file")
+        # In a deflated file the offsets pydicom records are into the inflated stream, not the file.
+        deflated = str(ds.file_meta.get("TransferSyntaxUID", "")) == _DEFLATED
+        truncation = _truncation(ds, size, [str(w.message) for w in caught]) if len(ds) and not deflated else ""
+        if truncation and (has_preamble or len(ds) > 3):
+            raise InvalidObjectError(f"file is incomplete: {truncation}")
         entry = self._index(ds, has_preamble)
         if has_preamble and "TransferSyntaxUID" in ds.file_meta:
             return entry, tmp, sha, size
@@ -796,6 +812,30 @@ def _ensure_meta(ds: Dataset) -> None:
 
     meta.setdefault("ImplementationClassUID", IMPLEMENTATION_CLASS_UID)
     meta.setdefault("ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)
+
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _truncation(ds: Dataset, file_size: int, warnings_seen: list[str]) -> str:
+    """Why a parsed file looks cut short ('' when it looks whole)."""
+    for message in warnings_seen:
+        if "End of file reached" in message or "premature end" in message.lower():
+            return message
+    for elem in ds._dict.values():  # raw, possibly deferred elements: never converted here
+        value_tell = getattr(elem, "value_tell", None)
+        length = getattr(elem, "length", 0xFFFFFFFF)
+        deferred = getattr(elem, "value", b"") is None and value_tell is not None and length != 0xFFFFFFFF
+        if deferred and value_tell + length > file_size:
+            return f"{elem.tag} needs {length} bytes but the file ends {value_tell + length - file_size} early"
+    last = ds._dict[max(ds._dict)] if ds._dict else None
+    last_tell, last_length = getattr(last, "value_tell", None), getattr(last, "length", 0xFFFFFFFF)
+    if last_tell is not None and last_length != 0xFFFFFFFF and last_tell + last_length < file_size:
+        # pydicom stops quietly at an element header cut in half; whatever follows was never parsed.
+        return f"{file_size - last_tell - last_length} bytes after {last.tag} could not be parsed"
+    if "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds and not any(k in ds for k in _PIXEL_KEYWORDS):
+        return "an image header without pixel data"
+    return ""
 
 
 def _fsync_dir(path: Path) -> None:
