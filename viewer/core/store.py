@@ -144,6 +144,7 @@ class StoreEvent:
     study_uid: str
     series_uid: str = ""
     sop_instance_uid: str = ""
+    source: str = ""  # what the add was called with ("scp:AE", "file:name"), so listeners can tell apart
 
 
 @dataclass
@@ -407,6 +408,7 @@ class StudyStore:
                 inst.study_uid,
                 inst.series_uid,
                 inst.sop_instance_uid,
+                source,
             )
             if self._batch_depth:
                 self._batch_pending += 1
