@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from viewer.cli import command
 from viewer.core.context import AppContext
@@ -12,13 +13,102 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     return None
 
 
-@command("list", "list the studies in the local store", _no_arguments)
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", nargs="?", default="", help="free text over name, ID, accession, description")
+    parser.add_argument("--name", default="", help="patient name (* and ? wildcards)")
+    parser.add_argument("--id", dest="patient_id", default="", help="patient ID")
+    parser.add_argument("--modality", default="", help="only studies with a series of this modality")
+    parser.add_argument("--from", dest="date_from", default="", help="study date from (YYYYMMDD)")
+    parser.add_argument("--to", dest="date_to", default="", help="study date to (YYYYMMDD)")
+    parser.add_argument("--series", action="store_true", help="also list each study's series (with their UIDs)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@command("list", "list the studies in the local store", _list_arguments)
 def list_studies(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from viewer.core.store import StudyQuery
+
     ctx = AppContext.open(args.home)
-    for study in ctx.store.studies():
+    query = StudyQuery(
+        patient_name=args.name,
+        patient_id=args.patient_id,
+        modality=args.modality,
+        date_from=args.date_from,
+        date_to=args.date_to,
+        text=args.text,
+    )
+    studies = ctx.store.studies(query)
+    if args.json:
+        out = []
+        for study in studies:
+            entry = asdict(study)
+            if args.series:
+                entry["series"] = [asdict(se) for se in ctx.store.series_for_study(study.study_uid)]
+            out.append(entry)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    for study in studies:
         print(
             f"{study.study_date or '--------'}  {study.patient_name:<30.30}  {study.patient_id:<16.16}  "
             f"{'/'.join(study.modalities):<8.8}  {study.series_count:>3} series  {study.instance_count:>5} images  "
             f"{study.study_description}"
         )
+        if args.series:
+            print(f"    study {study.study_uid}")
+            for se in ctx.store.series_for_study(study.study_uid):
+                number = "" if se.series_number is None else se.series_number
+                print(
+                    f"    {number!s:>4} {se.modality:<4} {se.instance_count:>5} {se.kind:<5} "
+                    f"{se.series_description:<30.30} {se.series_uid}"
+                )
+    if not args.json:
+        counts = ctx.store.counts()
+        print(f"{len(studies)} of {counts['studies']} studies shown; {counts['instances']} instances in the store")
     return 0
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="files, folders, DICOMDIRs or ZIP archives")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+
+
+@command("import", "import files, folders, a CD (DICOMDIR) or ZIP archives into the local store", _import_arguments)
+def import_command(args: argparse.Namespace) -> int:
+    """Exit status 0 when nothing failed (skipped non-DICOM files are not failures), 1 otherwise."""
+    import sys
+
+    from viewer.core.importer import import_paths
+    from viewer.core.tasks import Progress
+
+    ctx = AppContext.open(args.home)
+    interactive = sys.stderr.isatty() and not args.quiet
+
+    def show(p: Progress) -> None:
+        if interactive:
+            print(f"\r{p.done}/{p.total} files  {p.rate:.0f} files/s", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = import_paths(ctx.store, args.paths, progress=show)
+    except KeyboardInterrupt:
+        print("\ninterrupted; what was imported so far is kept", file=sys.stderr)
+        return 130
+    if interactive:
+        print(file=sys.stderr)
+    print(report.summary() if args.quiet else report.details())
+    return 0 if report.ok else 1
+
+
+def _render_arguments(parser: argparse.ArgumentParser) -> None:
+    from viewer.render.tool import add_render_arguments
+
+    add_render_arguments(parser)
+
+
+@command("render", "render a DICOM file or a stored series/instance to PNG (headless)", _render_arguments)
+def render_image(args: argparse.Namespace) -> int:
+    from viewer.render.tool import run_render
+
+    return run_render(args)
