@@ -1,0 +1,343 @@
+"""A series as a stack of frames, its geometry, and what the viewer shows around a frame (numpy, no Qt).
+
+API
+---
+``SliceRef(path, frame, sop_instance_uid="", instance_number=None)``  one displayable frame.
+``SeriesStack(slices, *, modality="")``; ``SeriesStack.from_store(store, series_uid)`` (image instances only,
+    multi-frame instances expanded to their frames), ``SeriesStack.from_paths(paths)``.
+    ``len(stack)``, ``stack[i]``, ``source(i) -> ImageSource`` (one per file, cached, thread-safe),
+    ``header(i)`` (the frame's merged header), ``load_frame(i)`` (decode), ``key(i)`` (frame cache key),
+    ``geometry(i) -> SliceGeometry | None``, ``sort_by_position() -> bool`` (reads every header; orders by
+    position along the slice normal when all slices share an orientation), ``nearest_index(point)``,
+    ``cine_rate() -> float | None`` (frames per second from Cine Rate, Recommended Display Frame Rate,
+    Frame Time or Frame Time Vector).
+``SliceGeometry.from_header(header)``: position, row/column direction cosines, pixel spacing, normal;
+    ``pixel_to_patient(col, row)``, ``patient_to_pixel(point)``.
+``orientation_labels(geometry) -> dict[str, str]``  markers for the 'left', 'right', 'top', 'bottom' edges.
+``reference_line(target, other) -> ((col0, row0), (col1, row1)) | None``  where `other`'s plane cuts `target`.
+``annotations(header, *, frame_index, frame_count, window, zoom) -> dict[corner, list[str]]`` corner texts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from viewer.render.decode import ImageSource
+from viewer.render.lut import LutData, Voi, Window
+
+
+@dataclass(frozen=True)
+class SliceRef:
+    path: str
+    frame: int = 0
+    sop_instance_uid: str = ""
+    instance_number: int | None = None
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    position: np.ndarray  # centre of the first transmitted pixel (mm, patient coordinates)
+    row_direction: np.ndarray  # unit vector along a row (increasing column)
+    column_direction: np.ndarray  # unit vector along a column (increasing row)
+    spacing: tuple[float, float]  # (row spacing, column spacing) in mm
+    rows: int
+    columns: int
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row_direction, self.column_direction)
+
+    @classmethod
+    def from_header(cls, header: Dataset) -> SliceGeometry | None:
+        ipp, iop = header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
+        if ipp is None or iop is None or len(ipp) != 3 or len(iop) != 6:
+            return None
+        spacing = header.get("PixelSpacing") or [1.0, 1.0]
+        try:
+            orientation = np.array([float(v) for v in iop])
+            return cls(
+                position=np.array([float(v) for v in ipp]),
+                row_direction=orientation[:3],
+                column_direction=orientation[3:],
+                spacing=(float(spacing[0]), float(spacing[1])),
+                rows=int(header.get("Rows", 0)),
+                columns=int(header.get("Columns", 0)),
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def pixel_to_patient(self, col: float, row: float) -> np.ndarray:
+        return (
+            self.position + col * self.spacing[1] * self.row_direction + row * self.spacing[0] * self.column_direction
+        )
+
+    def patient_to_pixel(self, point: np.ndarray) -> tuple[float, float]:
+        d = np.asarray(point, dtype=float) - self.position
+        return float(d @ self.row_direction) / self.spacing[1], float(d @ self.column_direction) / self.spacing[0]
+
+
+class SeriesStack:
+    def __init__(self, slices: Iterable[SliceRef], *, modality: str = "") -> None:
+        self.slices = list(slices)
+        self.modality = modality
+        self._sources: dict[str, ImageSource] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_store(cls, store, series_uid: str) -> SeriesStack:
+        from viewer.core.model import document_kind
+
+        series = store.series(series_uid)
+        slices: list[SliceRef] = []
+        for inst in store.instances_for_series(series_uid):
+            if document_kind(inst.sop_class_uid) != "image" or not inst.rows:
+                continue
+            for frame in range(max(1, inst.frames)):
+                slices.append(SliceRef(inst.path, frame, inst.sop_instance_uid, inst.instance_number))
+        return cls(slices, modality=series.modality if series else "")
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path]) -> SeriesStack:
+        slices: list[SliceRef] = []
+        modality = ""
+        for path in paths:
+            source = ImageSource(path)
+            modality = modality or str(source.header.get("Modality", ""))
+            number = source.header.get("InstanceNumber")
+            for frame in range(source.num_frames):
+                slices.append(
+                    SliceRef(
+                        str(path), frame, str(source.header.get("SOPInstanceUID", "")), int(number) if number else None
+                    )
+                )
+        stack = cls(slices, modality=modality)
+        stack.sort_by_position()
+        return stack
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, index: int) -> SliceRef:
+        return self.slices[index]
+
+    def source(self, index: int) -> ImageSource:
+        path = self.slices[index].path
+        with self._lock:
+            src = self._sources.get(path)
+        if src is None:
+            src = ImageSource(path)
+            with self._lock:
+                src = self._sources.setdefault(path, src)
+        return src
+
+    def header(self, index: int) -> Dataset:
+        return self.source(index).frame_header(self.slices[index].frame)
+
+    def key(self, index: int) -> tuple[str, int]:
+        ref = self.slices[index]
+        return (ref.path, ref.frame)
+
+    def load_frame(self, index: int) -> np.ndarray:
+        return self.source(index).frame(self.slices[index].frame)
+
+    def load_key(self, key: tuple[str, int]) -> np.ndarray:
+        """Frame-cache loader: decode the frame a key names."""
+        path, frame = key
+        with self._lock:
+            src = self._sources.get(path)
+        if src is None:
+            src = ImageSource(path)
+            with self._lock:
+                src = self._sources.setdefault(path, src)
+        return src.frame(frame)
+
+    def geometry(self, index: int) -> SliceGeometry | None:
+        return SliceGeometry.from_header(self.header(index))
+
+    def sort_by_position(self) -> bool:
+        """Order slices along their common normal; False (order kept) when that is not well defined."""
+        if len(self.slices) < 2:
+            return False
+        geometries = [self.geometry(i) for i in range(len(self.slices))]
+        if any(g is None for g in geometries):
+            return False
+        normal = geometries[0].normal  # type: ignore[union-attr]
+        if any(np.abs(g.normal - normal).max() > 1e-3 for g in geometries):  # type: ignore[union-attr]
+            return False
+        distances = [float(g.position @ normal) for g in geometries]  # type: ignore[union-attr]
+        if len(set(np.round(distances, 3))) < len(distances):
+            return False  # several frames at one position (e.g. time series): keep instance order
+        order = sorted(range(len(self.slices)), key=lambda i: distances[i])
+        if order == list(range(len(self.slices))):
+            return False
+        self.slices = [self.slices[i] for i in order]
+        return True
+
+    def nearest_index(self, point: np.ndarray, normal: np.ndarray | None = None) -> int | None:
+        """The slice whose plane lies nearest to `point` (patient mm), for synchronised scrolling."""
+        best, best_distance = None, float("inf")
+        for i in range(len(self.slices)):
+            g = self.geometry(i)
+            if g is None:
+                return None
+            distance = abs(float((np.asarray(point) - g.position) @ g.normal))
+            if distance < best_distance:
+                best, best_distance = i, distance
+        return best
+
+    def cine_rate(self) -> float | None:
+        if not self.slices:
+            return None
+        header = self.source(0).header
+        for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+            value = header.get(keyword)
+            if value:
+                try:
+                    return float(value)
+                except (TypeError, ValueError):
+                    pass
+        frame_time = header.get("FrameTime")
+        if frame_time:
+            try:
+                if float(frame_time) > 0:
+                    return 1000.0 / float(frame_time)
+            except (TypeError, ValueError):
+                pass
+        vector = header.get("FrameTimeVector")
+        if vector and len(vector) > 1:
+            times = [float(v) for v in list(vector)[1:] if float(v) > 0]
+            if times:
+                return 1000.0 / (sum(times) / len(times))
+        return None
+
+
+_AXIS_LETTERS = (("L", "R"), ("P", "A"), ("H", "F"))  # +x is patient Left, +y Posterior, +z Head
+
+
+def direction_label(vector: np.ndarray, *, threshold: float = 0.25) -> str:
+    """Orientation letters for a direction, strongest axis first (e.g. 'LP' for an oblique)."""
+    order = np.argsort(-np.abs(vector))
+    letters = []
+    for axis in order:
+        component = vector[axis]
+        if abs(component) < threshold:
+            continue
+        positive, negative = _AXIS_LETTERS[axis]
+        letters.append(positive if component > 0 else negative)
+    return "".join(letters[:3])
+
+
+def orientation_labels(
+    geometry: SliceGeometry | None, *, flip_h: bool = False, flip_v: bool = False, rotation: int = 0
+) -> dict[str, str]:
+    """Edge markers; `rotation` is clockwise degrees (multiple of 90) applied after the flips."""
+    if geometry is None:
+        return {}
+    right, bottom = geometry.row_direction, geometry.column_direction
+    if flip_h:
+        right = -right
+    if flip_v:
+        bottom = -bottom
+    for _ in range((rotation // 90) % 4):
+        right, bottom = -bottom, right
+    return {
+        "right": direction_label(right),
+        "left": direction_label(-right),
+        "bottom": direction_label(bottom),
+        "top": direction_label(-bottom),
+    }
+
+
+def reference_line(
+    target: SliceGeometry, other: SliceGeometry
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Segment (col, row) where `other`'s plane crosses `target`'s image, None when parallel or outside."""
+    n = other.normal
+    a = target.spacing[1] * float(n @ target.row_direction)
+    b = target.spacing[0] * float(n @ target.column_direction)
+    d = float(n @ (target.position - other.position))
+    if abs(a) < 1e-6 and abs(b) < 1e-6:
+        return None
+    width, height = target.columns - 1, target.rows - 1
+    points: list[tuple[float, float]] = []
+    if abs(b) > 1e-9:
+        for col in (0.0, float(width)):
+            row = -(a * col + d) / b
+            if -1e-6 <= row <= height + 1e-6:
+                points.append((col, row))
+    if abs(a) > 1e-9:
+        for row in (0.0, float(height)):
+            col = -(b * row + d) / a
+            if -1e-6 <= col <= width + 1e-6:
+                points.append((col, row))
+    unique: list[tuple[float, float]] = []
+    for p in points:
+        if all(abs(p[0] - q[0]) > 1e-6 or abs(p[1] - q[1]) > 1e-6 for q in unique):
+            unique.append(p)
+    if len(unique) < 2:
+        return None
+    return unique[0], unique[1]
+
+
+def _text(header: Dataset, keyword: str) -> str:
+    value = header.get(keyword, "")
+    return "" if value is None else str(value).strip()
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
+
+
+def annotations(
+    header: Dataset, *, frame_index: int, frame_count: int, voi: Voi | None, zoom: float, inverted: bool = False
+) -> dict[str, list[str]]:
+    """Corner texts: 'top_left' patient, 'top_right' study, 'bottom_left' image, 'bottom_right' display."""
+    name = _text(header, "PatientName").replace("^", " ").strip()
+    top_left = [name, f"ID: {_text(header, 'PatientID')}"]
+    birth = _text(header, "PatientBirthDate")
+    if birth:
+        top_left.append(f"DOB: {_date(birth)} {_text(header, 'PatientSex')}".strip())
+    top_right = [
+        _text(header, "InstitutionName"),
+        _text(header, "StudyDescription"),
+        f"{_date(_text(header, 'StudyDate'))} {_text(header, 'StudyTime')[:6]}".strip(),
+        _text(header, "SeriesDescription"),
+    ]
+    bottom_left = [
+        f"Se: {_text(header, 'SeriesNumber')}  Im: {_text(header, 'InstanceNumber')}  ({frame_index + 1}/{frame_count})"
+    ]
+    location = _text(header, "SliceLocation")
+    if location:
+        try:
+            bottom_left.append(f"Loc: {float(location):.2f} mm")
+        except ValueError:
+            bottom_left.append(f"Loc: {location}")
+    thickness = _text(header, "SliceThickness")
+    if thickness:
+        bottom_left.append(f"Thk: {thickness} mm")
+    if isinstance(voi, Window):
+        wl = f"W: {voi.width:.0f} L: {voi.center:.0f}"
+        if voi.function.upper() != "LINEAR":
+            wl += f" {voi.function.lower()}"
+    elif isinstance(voi, LutData):
+        wl = voi.label
+    else:
+        wl = ""
+    bottom_right = [f"Zoom: {zoom * 100:.0f}%", wl + ("  INV" if inverted else "")]
+    if _text(header, "BurnedInAnnotation").upper() == "YES":
+        bottom_right.append("Burned-in annotation")
+    if _text(header, "LossyImageCompression") == "01":
+        ratio = _text(header, "LossyImageCompressionRatio")
+        bottom_right.append(f"Lossy{(' ' + ratio + ':1') if ratio else ''}")
+    return {
+        "top_left": [t for t in top_left if t],
+        "top_right": [t for t in top_right if t],
+        "bottom_left": [t for t in bottom_left if t],
+        "bottom_right": [t for t in bottom_right if t],
+    }
