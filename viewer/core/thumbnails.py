@@ -33,11 +33,17 @@ def series_thumbnail(store: StudyStore, series_uid: str, size: int = 64) -> np.n
 
 
 def _pipeline_thumbnail() -> Any:
+    """The render pipeline's frame renderer wrapped to make a thumbnail, or None where it is not available."""
     try:
-        from viewer.render import pipeline  # type: ignore[attr-defined]
+        from viewer.render.pipeline import render_frame
     except ImportError:
         return None
-    return getattr(pipeline, "thumbnail", None)
+
+    def thumbnail(path: str, size: int) -> np.ndarray:
+        rendered = render_frame(path, 0)
+        return downsample(np.asarray(rendered.pixels, dtype=np.uint8), size)
+
+    return thumbnail
 
 
 def file_thumbnail(path: str, size: int = 64) -> np.ndarray:
