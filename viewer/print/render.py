@@ -1,0 +1,133 @@
+"""Turning a stored frame into print pixels: the screen's render pipeline, then resampling to the box.
+
+Film images go through `viewer.render.pipeline.render_frame`, the same pipeline as the screen (modality
+LUT, VOI window or LUT, MONOCHROME1 inversion, overlays), at 8 or 12 bits.  Output is either grayscale
+P-values (uint16 array, 0..2^bits-1) or RGB 8 bits (uint8, H×W×3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from viewer.render.lut import Window
+from viewer.render.pipeline import render_frame
+
+
+@dataclass(frozen=True)
+class PrintPixels:
+    """A rendered image ready for an image box: `array` is H×W (grayscale) or H×W×3 (RGB)."""
+
+    array: np.ndarray
+    bits: int  # 8 or 12 for grayscale, 8 for RGB
+
+    @property
+    def is_color(self) -> bool:
+        return self.array.ndim == 3
+
+    @property
+    def width(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.array.shape[0])
+
+
+def _voi(window: Any) -> Any:
+    """A (center, width) pair becomes the pipeline's Window; Window / LUT objects pass through."""
+    if isinstance(window, tuple | list) and len(window) == 2:
+        return Window(float(window[0]), float(window[1]))
+    return window
+
+
+def render_for_print(
+    path: str, frame: int, *, window: Any = None, bits: int = 8, burn_overlays: bool = False
+) -> PrintPixels:
+    """Render one frame at its own matrix size through the screen's pipeline (P-values at `bits`, or RGB)."""
+    rendered = render_frame(path, frame, window=_voi(window), output_bits=bits, burn_overlays=burn_overlays)
+    return normalise(rendered.pixels, 8 if rendered.is_color else bits)
+
+
+def normalise(array: np.ndarray, bits: int) -> PrintPixels:
+    """Coerce a rendered array to what an image box carries: uint16 0..2^bits-1 or uint8 RGB."""
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 3:
+        if array.dtype != np.uint8:
+            array = _rescale(array, 8).astype(np.uint8)
+        return PrintPixels(np.ascontiguousarray(array), 8)
+    top = (1 << bits) - 1
+    if array.dtype == np.uint8 and bits != 8:
+        array = (array.astype(np.uint32) * top // 255).astype(np.uint16)
+    elif array.dtype.kind == "f":
+        array = np.rint(np.clip(array, 0.0, 1.0) * top if array.max(initial=0) <= 1.0 else np.clip(array, 0, top))
+    elif array.max(initial=0) > top:
+        array = _rescale(array, bits)
+    return PrintPixels(np.ascontiguousarray(array.astype(np.uint16)), bits)
+
+
+def _rescale(array: np.ndarray, bits: int) -> np.ndarray:
+    low, high = float(array.min()), float(array.max())
+    top = (1 << bits) - 1
+    if high <= low:
+        return np.zeros_like(array, dtype=np.uint16)
+    return np.rint((array.astype(np.float64) - low) / (high - low) * top).astype(np.uint16)
+
+
+def to_grayscale(pixels: PrintPixels, bits: int) -> PrintPixels:
+    """RGB → luminance (Rec. 601 weights) at `bits`, for a grayscale-only printer."""
+    if not pixels.is_color:
+        if pixels.bits == bits:
+            return pixels
+        scaled = np.rint(pixels.array.astype(np.float64) * ((1 << bits) - 1) / ((1 << pixels.bits) - 1))
+        return PrintPixels(scaled.astype(np.uint16), bits)
+    rgb = pixels.array.astype(np.float64)
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return PrintPixels(np.rint(luma * ((1 << bits) - 1) / 255.0).astype(np.uint16), bits)
+
+
+def to_rgb(pixels: PrintPixels) -> PrintPixels:
+    if pixels.is_color:
+        return pixels
+    top = (1 << pixels.bits) - 1
+    gray = np.rint(pixels.array.astype(np.float64) * 255.0 / top).astype(np.uint8)
+    return PrintPixels(np.repeat(gray[:, :, None], 3, axis=2), 8)
+
+
+def resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resampling (area-averaging first when shrinking a lot) keeping dtype."""
+    src_h, src_w = array.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return array
+    work = array.astype(np.float64)
+    # Shrinking by more than 2× with plain bilinear aliases; box-average down to < 2× first.
+    factor = min(src_w // max(width, 1), src_h // max(height, 1))
+    if factor >= 2:
+        cut_h, cut_w = (src_h // factor) * factor, (src_w // factor) * factor
+        work = work[:cut_h, :cut_w]
+        shape = (cut_h // factor, factor, cut_w // factor, factor, *work.shape[2:])
+        work = work.reshape(shape).mean(axis=(1, 3))
+        src_h, src_w = work.shape[:2]
+    ys = (np.arange(height) + 0.5) * src_h / height - 0.5
+    xs = (np.arange(width) + 0.5) * src_w / width - 0.5
+    y0 = np.clip(np.floor(ys).astype(int), 0, src_h - 1)
+    x0 = np.clip(np.floor(xs).astype(int), 0, src_w - 1)
+    y1 = np.clip(y0 + 1, 0, src_h - 1)
+    x1 = np.clip(x0 + 1, 0, src_w - 1)
+    wy = np.clip(ys - y0, 0.0, 1.0)
+    wx = np.clip(xs - x0, 0.0, 1.0)
+    if work.ndim == 3:
+        wy = wy[:, None, None]
+        wx = wx[None, :, None]
+    else:
+        wy = wy[:, None]
+        wx = wx[None, :]
+    top = work[y0][:, x0] * (1 - wx) + work[y0][:, x1] * wx
+    bottom = work[y1][:, x0] * (1 - wx) + work[y1][:, x1] * wx
+    out = top * (1 - wy) + bottom * wy
+    return np.rint(out).astype(array.dtype)
