@@ -406,7 +406,7 @@ class SRDocument:
             if item.value_type == "CONTAINER" and item.concept is not None:
                 heading = item.concept_name
             if item.value_type == "NUM" and not item.is_by_reference:
-                rows.append(_measurement_row(item, heading))
+                rows.append(measurement_row(item, heading))
             for child in item.children:
                 visit(child, heading)
 
@@ -425,7 +425,7 @@ class MeasurementRow:
     modifiers: str  # concept modifiers and properties (finding site, laterality, method...) in one line
 
 
-def _measurement_row(item: ContentItem, heading: str) -> MeasurementRow:
+def measurement_row(item: ContentItem, heading: str) -> MeasurementRow:
     m = item.measurement or Measurement()
     mods = [
         f"{c.concept_name}: {c.display_value()}"
@@ -951,7 +951,7 @@ def render_html(doc: SRDocument) -> str:
     def emit_table(rows: list[ContentItem]) -> None:
         out.append("<table class='m'><tr><th>Measurement</th><th>Value</th><th>Unit</th><th>Details</th></tr>")
         for row_item in rows:
-            mr = _measurement_row(row_item, "")
+            mr = measurement_row(row_item, "")
             value = mr.value or mr.qualifier
             if mr.value and mr.qualifier:
                 value += f" ({mr.qualifier})"
