@@ -15,8 +15,10 @@ API
                                             prefetch list (frames already requested stay queued).
 ``bytes_used``, ``max_bytes``, ``stats()``, ``clear()``, ``close()``.
 
-Eviction is least-recently-used among frames that are not visible. Frames are stored as the decoder gives them
-(int16/uint16 for CT), so a full 1,000-slice 512×512 CT costs its 16-bit size plus a small per-entry overhead.
+Eviction is least-recently-used among frames that are neither visible nor within the latest prefetch window
+(the nearest prefetch keys that fit), then among all frames that are not visible. Frames are stored as the
+decoder gives them (int16/uint16 for CT), so a full 1,000-slice 512×512 CT costs its 16-bit size plus a small
+per-entry overhead.
 Prefetch stops adding frames once the cache is full of frames nearer the focus, so it never thrashes.
 """
 
@@ -56,6 +58,7 @@ class FrameCache:
         self._lock = threading.Condition()
         self._urgent: list[tuple[Key, ReadyCallback | None, ErrorCallback | None]] = []
         self._prefetch: list[Key] = []
+        self._keep: set[Key] = set()  # the nearest prefetch keys that fit: evicted only after everything else
         self._in_flight: set[Key] = set()
         self._waiters: dict[Key, list[tuple[ReadyCallback | None, ErrorCallback | None]]] = {}
         self._closed = False
@@ -123,7 +126,14 @@ class FrameCache:
 
     def prefetch(self, keys: Iterable[Key]) -> None:
         with self._lock:
-            self._prefetch = [k for k in keys if k not in self._frames]
+            ordered = list(keys)
+            if self._frames:
+                average = self._bytes / len(self._frames)
+                fit = max(int(self.max_bytes // max(average, 1)) - len(self._visible), 0)
+            else:
+                fit = len(ordered)
+            self._keep = set(ordered[:fit])
+            self._prefetch = [k for k in ordered[:fit] if k not in self._frames]
             self._lock.notify_all()
 
     def clear(self) -> None:
@@ -149,7 +159,7 @@ class FrameCache:
             return True
         size = frame.nbytes
         while self._bytes + size > self.max_bytes:
-            victim = next((k for k in self._frames if k not in self._visible), None)
+            victim = self._victim()
             if victim is None:
                 break
             self._bytes -= self._frames.pop(victim).nbytes
@@ -159,6 +169,13 @@ class FrameCache:
         self._frames[key] = frame
         self._bytes += size
         return True
+
+    def _victim(self) -> Key | None:
+        """Least recently used frame outside the visible and kept sets, else outside the visible set."""
+        victim = next((k for k in self._frames if k not in self._visible and k not in self._keep), None)
+        if victim is None:
+            victim = next((k for k in self._frames if k not in self._visible), None)
+        return victim
 
     def _next_job(self) -> tuple[Key, ReadyCallback | None, ErrorCallback | None, bool] | None:
         """Wait for work (lock held by the caller's `with`)."""
@@ -175,9 +192,11 @@ class FrameCache:
                 key = self._prefetch.pop(0)
                 if key in self._frames or key in self._in_flight:
                     continue
-                # a full cache only takes prefetched frames by evicting ones further from the focus, and
-                # those are exactly the ones the prefetch list put last, so stop rather than churn
-                if self._bytes >= self.max_bytes:
+                # a full cache takes prefetched frames only by evicting frames outside the prefetch window;
+                # when only wanted frames are left, stop rather than churn
+                if self._bytes >= self.max_bytes and not any(
+                    k not in self._visible and k not in self._keep for k in self._frames
+                ):
                     self._prefetch.clear()
                     break
                 return key, None, None, True

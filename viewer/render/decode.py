@@ -295,3 +295,28 @@ def _padding(h: Dataset) -> PixelPadding | None:
     limit = h.get("PixelPaddingRangeLimit")
     high = int(limit) if limit is not None and not isinstance(limit, bytes) else low
     return PixelPadding(min(low, high), max(low, high))
+
+
+class SourcePool:
+    """One `ImageSource` per file path, shared by series stacks and frame-cache loaders (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, ImageSource] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> ImageSource:
+        key = str(path)
+        with self._lock:
+            source = self._sources.get(key)
+        if source is None:
+            source = ImageSource(key)  # read outside the lock: headers of different files load in parallel
+            with self._lock:
+                source = self._sources.setdefault(key, source)
+        return source
+
+    def load(self, key: tuple[str, int]) -> np.ndarray:
+        """Frame-cache loader for (path, frame index) keys."""
+        return self.get(key[0]).frame(key[1])
+
+    def __len__(self) -> int:
+        return len(self._sources)

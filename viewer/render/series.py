@@ -20,7 +20,6 @@ API
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from viewer.render.decode import ImageSource
+from viewer.render.decode import ImageSource, SourcePool
 from viewer.render.lut import LutData, Voi, Window
 
 
@@ -83,14 +82,13 @@ class SliceGeometry:
 
 
 class SeriesStack:
-    def __init__(self, slices: Iterable[SliceRef], *, modality: str = "") -> None:
+    def __init__(self, slices: Iterable[SliceRef], *, modality: str = "", pool: SourcePool | None = None) -> None:
         self.slices = list(slices)
         self.modality = modality
-        self._sources: dict[str, ImageSource] = {}
-        self._lock = threading.Lock()
+        self.pool = pool or SourcePool()
 
     @classmethod
-    def from_store(cls, store, series_uid: str) -> SeriesStack:
+    def from_store(cls, store, series_uid: str, *, pool: SourcePool | None = None) -> SeriesStack:
         from viewer.core.model import document_kind
 
         series = store.series(series_uid)
@@ -100,14 +98,15 @@ class SeriesStack:
                 continue
             for frame in range(max(1, inst.frames)):
                 slices.append(SliceRef(inst.path, frame, inst.sop_instance_uid, inst.instance_number))
-        return cls(slices, modality=series.modality if series else "")
+        return cls(slices, modality=series.modality if series else "", pool=pool)
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str | Path]) -> SeriesStack:
+    def from_paths(cls, paths: Iterable[str | Path], *, pool: SourcePool | None = None) -> SeriesStack:
         slices: list[SliceRef] = []
         modality = ""
+        pool = pool or SourcePool()
         for path in paths:
-            source = ImageSource(path)
+            source = pool.get(path)
             modality = modality or str(source.header.get("Modality", ""))
             number = source.header.get("InstanceNumber")
             for frame in range(source.num_frames):
@@ -116,7 +115,7 @@ class SeriesStack:
                         str(path), frame, str(source.header.get("SOPInstanceUID", "")), int(number) if number else None
                     )
                 )
-        stack = cls(slices, modality=modality)
+        stack = cls(slices, modality=modality, pool=pool)
         stack.sort_by_position()
         return stack
 
@@ -127,14 +126,7 @@ class SeriesStack:
         return self.slices[index]
 
     def source(self, index: int) -> ImageSource:
-        path = self.slices[index].path
-        with self._lock:
-            src = self._sources.get(path)
-        if src is None:
-            src = ImageSource(path)
-            with self._lock:
-                src = self._sources.setdefault(path, src)
-        return src
+        return self.pool.get(self.slices[index].path)
 
     def header(self, index: int) -> Dataset:
         return self.source(index).frame_header(self.slices[index].frame)
@@ -148,14 +140,7 @@ class SeriesStack:
 
     def load_key(self, key: tuple[str, int]) -> np.ndarray:
         """Frame-cache loader: decode the frame a key names."""
-        path, frame = key
-        with self._lock:
-            src = self._sources.get(path)
-        if src is None:
-            src = ImageSource(path)
-            with self._lock:
-                src = self._sources.setdefault(path, src)
-        return src.frame(frame)
+        return self.pool.load(key)
 
     def geometry(self, index: int) -> SliceGeometry | None:
         return SliceGeometry.from_header(self.header(index))
