@@ -455,7 +455,8 @@ def rasterize(
     image = Image.fromarray(base, "RGB")
     draw = ImageDraw.Draw(image)
     for g in layout.graphics:
-        pts = [(x - 0.5, y - 0.5) for x, y in g.points]  # PIL addresses pixel centres by integer coordinates
+        # PIL addresses whole device pixels: draw in the pixel that contains each point
+        pts = [(math.floor(x), math.floor(y)) for x, y in g.points]
         if g.kind == "POINT" or len(pts) == 1:
             x, y = pts[0]
             draw.line([(x - 2, y), (x + 2, y)], fill=g.color)
@@ -471,7 +472,7 @@ def rasterize(
         draw.text((x, y), t.text, fill=t.color, font=font)
         if t.anchor is not None and t.anchor_visible:
             ax, ay = t.anchor
-            draw.line([(ax - 0.5, ay - 0.5), (x, y + (bbox[3] - bbox[1]))], fill=t.color)
+            draw.line([(math.floor(ax), math.floor(ay)), (x, y + (bbox[3] - bbox[1]))], fill=t.color)
     return np.asarray(image)
 
 
