@@ -184,7 +184,7 @@ VendorTable BEGIN
 VendorTable END
 
 AETable BEGIN
-{ae} {db} RW (2000, 1024mb) ANY
+{ae} {db} RW (500, 1024mb) ANY
 AETable END
 """
 

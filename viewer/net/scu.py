@@ -369,16 +369,10 @@ def _find_patient_root(
 ) -> list[QueryMatch]:
     patient_id = _key_text(keys.get("PatientID"))
     lower_keys = {k: v for k, v in keys.items() if k not in PATIENT_KEYS}
-    if patient_id and not any(ch in patient_id for ch in "*?\\"):
-        patients = [QueryMatch("PATIENT", {"PatientID": patient_id})]
-        if level == "STUDY" and any(_key_text(keys.get(k)) for k in PATIENT_KEYS if k != "PatientID"):
-            patients = _find_on(assoc, node, local, "patient", "PATIENT", _patient_part(keys), cancel_token, None)
-    else:
-        if level != "STUDY":
-            raise NetworkError(
-                "The Patient Root model needs the Patient ID to search series or images.", FailureKind.STATUS
-            )
-        patients = _find_on(assoc, node, local, "patient", "PATIENT", _patient_part(keys), cancel_token, None)
+    if level != "STUDY" and (not patient_id or any(ch in patient_id for ch in "*?\\")):
+        raise NetworkError("The Patient Root model needs the Patient ID to search series or images.")
+    # Patient-level attributes are only returned at PATIENT level in this model: ask there first.
+    patients = _find_on(assoc, node, local, "patient", "PATIENT", _patient_part(keys), cancel_token, None)
     matches: list[QueryMatch] = []
     for patient in patients:
         if cancel_token is not None and cancel_token.is_set():

@@ -1,0 +1,1 @@
+"""Networking tests against real peers on loopback."""
