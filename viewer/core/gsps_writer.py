@@ -8,8 +8,8 @@ API
     suffice) of one study; every annotation applies to every referenced image unless `per_image` names
     the SOP Instance UID it belongs to.
 ``save_gsps(store, images, content) -> AddResult`` – build and add to the store.
-``send_gsps(ds, node, local=None)`` – C-STORE to a remote node (the PACS), via `viewer.net.scu` when it has
-    a store/send call, otherwise a one-association pynetdicom C-STORE; returns the DIMSE status.
+``send_gsps(ds, node, local=None)`` – C-STORE to a remote node (the PACS) over one pynetdicom association;
+    returns the DIMSE status.
 ``items_from_measurements(measurements)`` – adapt the viewer's measurement objects when they exist.
 
 The object passes DCMTK `dcmpschk` (tests/render/test_gsps_roundtrip.py).
@@ -249,14 +249,10 @@ def save_gsps(store: Any, images: Sequence[Dataset], content: GspsContent) -> An
 
 
 def send_gsps(ds: Dataset, node: Any, local: Any = None) -> int:
-    """C-STORE the state to `node` (a settings.RemoteNode); returns the DIMSE status (0 = success)."""
-    from viewer.net import scu
+    """C-STORE the state to `node` (a settings.RemoteNode); returns the DIMSE status (0 = success).
 
-    for name in ("store", "send", "c_store", "store_datasets"):
-        fn = getattr(scu, name, None)
-        if callable(fn):
-            result = fn([ds], node, local=local) if name == "store_datasets" else fn(ds, node, local=local)
-            return int(getattr(result, "status", 0) if not isinstance(result, int) else result)
+    viewer.net.scu has no C-STORE SCU yet, so this opens one pynetdicom association itself (no TLS).
+    """
     from pynetdicom import AE
 
     ae = AE(ae_title=getattr(local, "ae_title", "LIGHTBOX") if local else "LIGHTBOX")
