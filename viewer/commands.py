@@ -112,3 +112,46 @@ def render_image(args: argparse.Namespace) -> int:
     from viewer.render.tool import run_render
 
     return run_render(args)
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="empty (or new) folder to write the files and DICOMDIR into")
+    parser.add_argument("--study", action="append", default=[], help="Study Instance UID (repeatable)")
+    parser.add_argument("--patient-id", default="", help="every study of this patient ID")
+    parser.add_argument("--all", action="store_true", help="every study in the store")
+    parser.add_argument("--deidentify", action="store_true", help="apply the Basic Confidentiality Profile")
+    parser.add_argument("--key-file", type=Path, help="de-identify with a repeatable mapping keyed by this file")
+
+
+@command("export", "export studies to a folder with a DICOMDIR (STD-GEN-CD), maybe de-identified", _export_arguments)
+def export_command(args: argparse.Namespace) -> int:
+    from viewer.core import audit
+    from viewer.core.deidentify import Deidentifier
+    from viewer.core.export import ExportError, export_studies
+    from viewer.core.store import StudyQuery
+
+    ctx = AppContext.open(args.home)
+    trail = audit.install(ctx.home, ctx.store, local_ae=ctx.settings.local.ae_title)
+    uids = list(args.study)
+    if args.patient_id:
+        matches = ctx.store.studies(StudyQuery(patient_id=args.patient_id))
+        uids += [s.study_uid for s in matches if s.patient_id == args.patient_id]
+    if args.all:
+        uids += [s.study_uid for s in ctx.store.studies()]
+    if not uids:
+        print("nothing to export: name --study, --patient-id or --all")
+        return 2
+    deidentifier = None
+    if args.deidentify or args.key_file:
+        deidentifier = Deidentifier(key=args.key_file.read_bytes() if args.key_file else None)
+    try:
+        report = export_studies(ctx.store, uids, args.folder, deidentifier=deidentifier, audit_log=trail)
+    except ExportError as exc:
+        print(f"export failed: {exc}")
+        return 1
+    finally:
+        audit.uninstall()
+    print(f"exported {report.exported} instances of {len(report.studies)} studies to {report.folder}")
+    for sop_uid, reason in report.skipped:
+        print(f"skipped {sop_uid}: {reason}")
+    return 0 if report.exported and not report.skipped else 1

@@ -242,7 +242,14 @@ class Deidentifier:
                     del ds.file_meta[tag]
         return DeidentifyResult(ds, original_study, original_sop, burned_in, private)
 
-    def _clean(self, ds: Dataset) -> None:
+    def _clean(self, ds: Dataset, *, scrub_text: bool = False) -> None:
+        """Apply the table to every element of `ds`, at any depth.
+
+        `scrub_text` is set inside a sequence the table says to replace with a dummy (D): its items keep their
+        structure (an SR's content tree, a verifying observer) but every free text the table does not list is
+        replaced too, except the codes of coded entries, which name concepts rather than people.
+        """
+        scrub_here = scrub_text and "CodingSchemeDesignator" not in ds
         for tag in list(ds.keys()):
             elem = ds[tag]
             if _is_curve_or_overlay(tag):
@@ -250,7 +257,9 @@ class Deidentifier:
                 continue
             action = BASIC_PROFILE.get(int(tag))
             if action is None:
-                self._clean_unlisted(elem)
+                self._clean_unlisted(elem, scrub_text=scrub_text)
+                if scrub_here and elem.VR in _FREE_TEXT and elem.value not in (None, ""):
+                    _dummy(elem)
                 continue
             effective = effective_action(action)
             if effective == "X":
@@ -262,18 +271,21 @@ class Deidentifier:
             elif effective == "U*":
                 if elem.VR == "SQ":
                     for item in elem.value:
-                        self._clean(item)
+                        self._clean(item, scrub_text=scrub_text)
                 elif elem.VR == "UI":
                     self._replace_uids(elem)
                 else:
                     _empty(elem)
+            elif elem.VR == "SQ" and int(tag) not in _SEQUENCES_EMPTIED_FOR_DUMMY:
+                for item in elem.value or []:
+                    self._clean(item, scrub_text=True)
             else:
                 _dummy(elem)
 
-    def _clean_unlisted(self, elem: DataElement) -> None:
+    def _clean_unlisted(self, elem: DataElement, *, scrub_text: bool) -> None:
         if elem.VR == "SQ":
             for item in elem.value or []:
-                self._clean(item)
+                self._clean(item, scrub_text=scrub_text)
         elif elem.VR == "UI" and not (elem.keyword or "").endswith("ClassUID"):
             # Not in the table, but a site UID (not a DICOM-defined one) links back to the original objects.
             self._replace_uids(elem)
@@ -296,12 +308,14 @@ def _empty(elem: DataElement) -> None:
 
 # Source / sending / receiving AE titles and presentation addresses, private meta information: they name sites.
 _SITE_META_TAGS = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100, 0x00020102)
+_FREE_TEXT = {"PN", "LO", "LT", "SH", "ST", "UC", "UT"}
+# Sequences whose items are codes identifying a person: a dummy of them is no item at all.
+_SEQUENCES_EMPTIED_FOR_DUMMY = {0x00401101}  # Person Identification Code Sequence
 _BINARY = {"OB", "OD", "OF", "OL", "OV", "OW", "UN", "OB or OW", "US or OW"}
 
 
 def _dummy(elem: DataElement) -> None:
     if elem.VR == "SQ":
-        # A dummy sequence carries nothing: its items (observer, content, code) are what identified someone.
         elem.value = Sequence()
     elif elem.VR in _BINARY:
         elem.value = b"\x00\x00"
