@@ -223,3 +223,40 @@ def test_our_scu_stores_to_dcmtk_storescp_over_tls(tmp_path: Path, pki: Pki) -> 
     received = list(out.iterdir())
     assert len(received) == 1
     assert pydicom.dcmread(received[0]).SOPInstanceUID == ds.SOPInstanceUID
+
+
+@pytest.mark.network
+def test_unknown_calling_ae_is_rejected_with_the_right_reason(tmp_path: Path, pki: Pki) -> None:
+    store = StudyStore(tmp_path / "store")
+    context = server_context(_server_settings(pki))
+    with our_scp(store, ssl_context=context, allowed_calling_aes=["TLSSCU"]) as scp:
+        tool = _dcmtk_tls("echoscu", pki.client.private_key, pki.client.certificate, pki)
+        known = subprocess.run(
+            [*tool, "-aet", "TLSSCU", "-aec", scp.ae_title, "127.0.0.1", str(scp.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert known.returncode == 0, known.stdout + known.stderr
+        intruder = subprocess.run(
+            [*tool, "-aet", "INTRUDER", "-aec", scp.ae_title, "127.0.0.1", str(scp.port), "-d"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        output = intruder.stdout + intruder.stderr
+        assert intruder.returncode != 0
+        assert "Association Rejected" in output, output[-2000:]
+        assert "Rejected Permanent" in output and "Service User" in output
+        assert "Calling AE Title Not Recognized" in output
+
+        # pynetdicom as the SCU sees the same A-ASSOCIATE-RJ fields.
+        ae = AE("INTRUDER")
+        ae.add_requested_context(Verification)
+        client = tls_args(_client_settings(pki), "127.0.0.1")
+        assoc = ae.associate("127.0.0.1", scp.port, ae_title=scp.ae_title, tls_args=client)
+        assert assoc.is_rejected
+        rejection = assoc.acceptor.primitive
+        assert (rejection.result, rejection.result_source, rejection.diagnostic) == (0x01, 0x01, 0x03)
+    assert store.counts()["instances"] == 0
+    store.close()
