@@ -33,6 +33,7 @@ DisableNewVRs = false
 DisplayFormat = 1,1\\2,2
 FilmSizeID = 8INX10IN
 MediumType = PAPER\\BLUE FILM
+FilmDestination = PROCESSOR\\MAGAZINE
 MagnificationType = REPLICATE\\BILINEAR\\CUBIC\\NONE
 MaxDensity = 320
 MinDensity = 20

@@ -73,6 +73,12 @@ class PrinterSettings:
     defaults: dict[str, Any] = field(default_factory=dict)
     compatibility_single_image: bool = False
     use_tls: bool = False
+    # Print: the rest is read by viewer.print (defaults holds a PrintPreset as a dict).
+    display_formats: list[str] = field(default_factory=list)  # empty: every STANDARD\C,R up to 4,6
+    supports_12bit: bool = True
+    supports_presentation_lut: bool = True
+    calling_ae_title: str = ""  # empty: our local AE title
+    timeout_s: float = 60.0
 
 
 @dataclass

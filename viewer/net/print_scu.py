@@ -110,11 +110,32 @@ class _Session:
         code = int(status.Status)
         category = status_category(code)
         if category == FAILURE:
-            raise PrintFailed(f"{what}: {explain_status(code)}", status=code, films_printed=films_printed)
+            detail = _status_detail(status)
+            raise PrintFailed(f"{what}: {explain_status(code)}{detail}", status=code, films_printed=films_printed)
         if category == WARNING:
             with self.lock:
                 self.result.warnings.append(f"{what}: {explain_status(code)}")
         return code
+
+
+def _status_detail(status: Dataset) -> str:
+    """The printer's own Error Comment and Offending Element(s), when it sends them."""
+    parts: list[str] = []
+    comment = str(status.get("ErrorComment", "") or "").strip()
+    if comment:
+        parts.append(f"printer says: {comment}")
+    offending = status.get("OffendingElement")
+    if offending:
+        from pydicom.datadict import keyword_for_tag
+
+        tags = (
+            offending
+            if isinstance(offending, list | tuple) or type(offending).__name__ == "MultiValue"
+            else [offending]
+        )
+        names = [keyword_for_tag(int(tag)) or f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})" for tag in tags]
+        parts.append("offending attribute(s): " + ", ".join(names))
+    return f" [{'; '.join(parts)}]" if parts else ""
 
 
 def print_films(
@@ -259,7 +280,11 @@ def _run_session(
     if preset.session_label:
         film_session.FilmSessionLabel = preset.session_label[:64]
     status, _ = assoc.send_n_create(film_session, BasicFilmSession, session_uid, meta_uid=meta)
-    session.check(status, "Creating the film session")
+    session.check(
+        status,
+        f"Creating the film session ({preset.copies} copies, priority {preset.priority or 'default'}, "
+        f"medium {preset.medium_type or 'default'}, destination {preset.film_destination or 'default'})",
+    )
 
     created_boxes: list[str] = []
     total = film_count or 0
