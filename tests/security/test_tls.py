@@ -220,6 +220,14 @@ def test_our_scu_stores_to_dcmtk_storescp_over_tls(tmp_path: Path, pki: Pki) -> 
         assoc = ae2.associate("127.0.0.1", port, ae_title="DCMTKTLS", tls_args=relaxed)
         assert assoc.is_established
         assoc.release()
+        # The application's own SCU (C's `viewer.net.scu`) takes the same client context.
+        from viewer.core.settings import LocalNode, RemoteNode
+        from viewer.net import scu
+
+        node = RemoteNode(name="dcmtk", ae_title="DCMTKTLS", host="127.0.0.1", port=port, use_tls=True)
+        assert scu.echo(node, local=LocalNode(), ssl_context=client_context(_client_settings(pki))) >= 0
+        with pytest.raises(scu.NetworkError):
+            scu.echo(node, local=LocalNode())  # plain TCP to a TLS-only peer fails instead of hanging
     received = list(out.iterdir())
     assert len(received) == 1
     assert pydicom.dcmread(received[0]).SOPInstanceUID == ds.SOPInstanceUID
