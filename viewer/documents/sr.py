@@ -945,7 +945,9 @@ def render_html(doc: SRDocument) -> str:
         link = item.image_link()
         text = e(item.display_value()).replace("\n", "<br>")
         if link is not None:
-            return f"<a href='{e(image_href(link), quote=True)}'>{text}</a>"
+            # Raw '&' on purpose: Qt's rich-text engine keeps entities in href attributes undecoded.
+            href = image_href(link).replace("'", "%27").replace("<", "%3C").replace(">", "%3E")
+            return f"<a href='{href}'>{text}</a>"
         return text
 
     def emit_table(rows: list[ContentItem]) -> None:

@@ -69,6 +69,10 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.scp_status_label)
         self.statusBar().showMessage("Ready", 3000)
 
+        from viewer.ui.documents import install_documents
+
+        install_documents(self)  # SR/KO/PDF/CDA openers, Documents dock, Tools ▸ Tags…
+
     # ------------------------------------------------------------------ layout
     def _make_viewer_area(self) -> QWidget:
         try:
