@@ -1,0 +1,54 @@
+"""The presentation-state overlay on B's viewport: the hook is used and the items land in image coordinates."""
+
+from __future__ import annotations
+
+import shutil
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from viewer.core.gsps_writer import GspsContent, build_gsps
+from viewer.render.displaylist import GraphicItem, TextItem
+
+pytest.importorskip("PySide6")
+
+
+def test_overlay_layer_draws_state_items_on_the_viewport(qtbot, tmp_path):
+    from viewer.render.cache import FrameCache
+    from viewer.render.series import SeriesStack
+    from viewer.ui.presentation_items import LAYER, PresentationOverlay
+    from viewer.ui.viewer.viewport import Viewport
+
+    path = shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm")
+    image = pydicom.dcmread(path, stop_before_pixels=True)
+    items = [
+        GraphicItem("POLYLINE", ((10.5, 20.5), (30.5, 40.5)), "PIXEL", color=(255, 0, 0)),
+        TextItem("note", anchor=(64.0, 64.0), anchor_visible=True),
+    ]
+    ps = build_gsps([image], GspsContent(items=items, window_center=40, window_width=400))
+    ps.ShutterShape = "CIRCULAR"
+    ps.CenterOfCircularShutter = [64, 64]
+    ps.RadiusOfCircularShutter = 50
+
+    stack = SeriesStack.from_paths([str(path)])
+    cache = FrameCache(stack.load_key)
+    viewport = Viewport(cache)
+    qtbot.addWidget(viewport)
+    viewport.resize(256, 256)
+    viewport.set_stack(stack, 0)
+    overlay = PresentationOverlay(viewport)
+    overlay.apply(ps)
+    qtbot.waitUntil(lambda: bool(viewport._overlay_items.get(LAYER)), timeout=5000)
+    drawn = viewport._overlay_items[LAYER]
+    kinds = [type(i).__name__ for i in drawn]
+    assert kinds.count("QGraphicsPixmapItem") == 1  # the shutter
+    assert "QGraphicsSimpleTextItem" in kinds
+    paths = [i.path() for i in drawn if type(i).__name__ == "QGraphicsPathItem"]
+    line = next(p for p in paths if p.elementCount() == 2 and p.elementAt(0).x == 10.5)
+    start, end = line.elementAt(0), line.elementAt(1)
+    assert (start.x, start.y, end.x, end.y) == (10.5, 20.5, 30.5, 40.5)  # image pixel coordinates
+    assert all(i.parentItem() is viewport.image_item for i in drawn)
+    assert viewport.voi is not None and viewport.voi.center == 40
+    overlay.apply(None)
+    assert LAYER not in viewport._overlay_items

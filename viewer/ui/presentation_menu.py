@@ -1,0 +1,82 @@
+"""A dropdown of the presentation states for the image shown, plus the study's key-image series (thin Qt).
+
+``PresentationMenu(store, overlay)`` is a QComboBox: "No presentation state", then the states that apply to
+the current image/frame (newest first, `PresentationStateInfo.title`). Call ``set_image(instance, frame)``
+when the viewport shows another image; the list is read in a background worker and the newest state is
+applied by default. ``key_image_menu(store, study_uid, on_open)`` builds a QMenu with one entry per KO
+("Key images: For Teaching") and calls ``on_open(KeyImageSeries)``; the viewer opens its ``frame_list()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QComboBox, QMenu, QWidget
+
+from viewer.core.model import Instance
+from viewer.core.presentation import (
+    KeyImageSeries,
+    PresentationStateInfo,
+    key_image_series_for_study,
+    load_presentation_state,
+    presentation_states_for,
+)
+from viewer.ui.presentation_items import PresentationOverlay
+from viewer.ui.workers import run_in_background
+
+NONE_TEXT = "No presentation state"
+
+
+class PresentationMenu(QComboBox):
+    def __init__(self, store, overlay: PresentationOverlay, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.overlay = overlay
+        self.states: list[PresentationStateInfo] = []
+        self._image: tuple[str, int] | None = None
+        self.apply_default = True
+        self.addItem(NONE_TEXT)
+        self.currentIndexChanged.connect(self._chosen)
+
+    def set_image(self, instance: Instance, frame_index: int = 0) -> None:
+        key = (instance.sop_instance_uid, frame_index)
+        if key == self._image:
+            return
+        self._image = key
+        run_in_background(presentation_states_for, self.store, instance, frame_index, on_result=self._listed)
+
+    def _listed(self, states: list[PresentationStateInfo]) -> None:
+        self.states = states
+        self.blockSignals(True)
+        self.clear()
+        self.addItem(NONE_TEXT)
+        for info in states:
+            self.addItem(info.title, info.sop_instance_uid)
+        self.blockSignals(False)
+        if states and self.apply_default:
+            self.setCurrentIndex(1)  # the newest that applies
+        else:
+            self.setCurrentIndex(0)
+            self._chosen(0)
+
+    def _chosen(self, index: int) -> None:
+        if index <= 0 or index > len(self.states):
+            self.overlay.apply(None)
+            return
+        run_in_background(load_presentation_state, self.states[index - 1], on_result=self.overlay.apply)
+
+
+def key_image_menu(
+    store, study_uid: str, on_open: Callable[[KeyImageSeries], None], parent: QWidget | None = None
+) -> QMenu:
+    menu = QMenu("Key images", parent)
+    series_list = key_image_series_for_study(store, study_uid)
+    if not series_list:
+        action = menu.addAction("No key images")
+        action.setEnabled(False)
+    for series in series_list:
+        label = series.series_description + (f" ({len(series.frame_list())})" if series.images else "")
+        action = menu.addAction(label)
+        action.setToolTip("\n".join(series.texts))
+        action.triggered.connect(lambda _checked=False, s=series: on_open(s))
+    return menu
