@@ -13,7 +13,7 @@ from tests.documents import sr_samples
 from viewer.documents.cda import extract_cda
 from viewer.documents.pdf import DocumentError, PdfDocument, extract_pdf
 from viewer.documents.report_pdf import export_report_pdf
-from viewer.documents.sr import sr_from_dataset
+from viewer.documents.sr import render_html, sr_from_dataset
 from viewer.documents.tags import filter_tree, load_tags, search_tags, tag_tree, tags_as_text
 
 
@@ -119,3 +119,13 @@ def test_export_report_pdf(tmp_path: Path) -> None:
     assert reader.metadata is not None and reader.metadata.title == "Imaging Measurement Report"
     # Our own PDF view opens it too.
     assert PdfDocument(data).page_count == len(reader.pages) >= 1
+
+
+def test_measurement_children_stay_reachable_in_renderings() -> None:
+    """A NUM's SCOORD (with its image link) is shown after the measurement table, in HTML and PDF."""
+    doc = sr_from_dataset(sr_samples.enhanced())
+    html = render_html(doc)
+    assert "type=POLYLINE" in html and "points=10.5,20.25;30,40.75;50,20.25" in html
+    assert "Measurement Method: Caliper" in html  # a simple modifier stays in the row
+    text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(export_report_pdf(doc))).pages)
+    assert "Image Region" in text and "Polyline" in text and "Measurement failure" in text

@@ -18,6 +18,7 @@ from viewer.documents.sr import (
     ContentItem,
     SRDocument,
     header_fields,
+    is_row_detail,
     item_label,
     measurement_row,
 )
@@ -60,6 +61,13 @@ def export_report_pdf(doc: SRDocument, target: Path | str | None = None) -> byte
         )
         return table
 
+    def add_table(items: list[ContentItem], level: int) -> None:
+        story.append(table_for(items))
+        for num_item in items:
+            for child in num_item.children:
+                if not is_row_detail(child):
+                    visit(child, level + 2)
+
     def visit(item: ContentItem, level: int) -> None:
         if item.value_type == "CONTAINER" and not item.is_by_reference:
             if item.concept is not None and level > 0:
@@ -78,11 +86,11 @@ def export_report_pdf(doc: SRDocument, target: Path | str | None = None) -> byte
                 pending.append(child)
                 continue
             if pending:
-                story.append(table_for(pending))
+                add_table(pending, level)
                 pending = []
             visit(child, level + 1)
         if pending:
-            story.append(table_for(pending))
+            add_table(pending, level)
             story.append(Spacer(1, 2 * mm))
 
     visit(doc.root, 0)

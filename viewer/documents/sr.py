@@ -425,15 +425,20 @@ class MeasurementRow:
     modifiers: str  # concept modifiers and properties (finding site, laterality, method...) in one line
 
 
+def is_row_detail(child: ContentItem) -> bool:
+    """Children of a NUM that fit in its table row's "details" cell; the others (coordinates, images,
+    evidence) are shown after the table so their links stay reachable."""
+    return (
+        child.relationship in ("HAS CONCEPT MOD", "HAS PROPERTIES", "HAS ACQ CONTEXT")
+        and not child.is_by_reference
+        and not child.children
+        and child.value_type in ("CODE", "TEXT", "NUM", "DATE", "TIME", "DATETIME", "PNAME", "UIDREF")
+    )
+
+
 def measurement_row(item: ContentItem, heading: str) -> MeasurementRow:
     m = item.measurement or Measurement()
-    mods = [
-        f"{c.concept_name}: {c.display_value()}"
-        for c in item.children
-        if c.relationship in ("HAS CONCEPT MOD", "HAS PROPERTIES", "HAS ACQ CONTEXT")
-        and not c.is_by_reference
-        and c.value_type in ("CODE", "TEXT", "NUM", "DATE", "TIME", "DATETIME", "PNAME", "UIDREF")
-    ]
+    mods = [f"{c.concept_name}: {c.display_value()}" for c in item.children if is_row_detail(c)]
     return MeasurementRow(
         position=item.position,
         section=heading,
@@ -961,6 +966,16 @@ def render_html(doc: SRDocument) -> str:
                 f"<tr><td>{e(mr.name)}</td><td>{e(value)}</td><td>{e(mr.unit)}</td><td>{e(mr.modifiers)}</td></tr>"
             )
         out.append("</table>")
+        for row_item in rows:
+            extra = [c for c in row_item.children if not is_row_detail(c)]
+            if extra:
+                out.append(f"<div style='margin-left:16px'><small>{e(row_item.concept_name)}:</small>")
+                for child in extra:
+                    visit(child, level_of(row_item) + 1)
+                out.append("</div>")
+
+    def level_of(item: ContentItem) -> int:
+        return item.depth
 
     def visit(item: ContentItem, level: int) -> None:
         if item.problem:
