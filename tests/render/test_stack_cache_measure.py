@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import threading
@@ -28,13 +29,14 @@ from viewer.render.series import (
 def make_ct_series(folder: Path, count: int = 6, *, shuffled: bool = True) -> list[Path]:
     """`count` axial CT slices 2 mm apart, written in shuffled order with instance numbers that disagree."""
     base = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    base_pixels = base.pixel_array.copy()
     series_uid = generate_uid()
     paths = []
     order = list(range(count))
     if shuffled:
         order = order[::2] + order[1::2]
     for number, k in enumerate(order, start=1):
-        ds = base.copy()
+        ds = copy.deepcopy(base)
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -42,7 +44,7 @@ def make_ct_series(folder: Path, count: int = 6, *, shuffled: bool = True) -> li
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
         ds.ImagePositionPatient = [-50.0, -50.0, 10.0 + 2.0 * k]
         ds.SliceLocation = 10.0 + 2.0 * k
-        ds.PixelData = (base.pixel_array + k).astype(np.int16).tobytes()
+        ds.PixelData = (base_pixels + k).astype(np.int16).tobytes()
         path = folder / f"slice{number:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)

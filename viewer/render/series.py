@@ -145,23 +145,31 @@ class SeriesStack:
     def geometry(self, index: int) -> SliceGeometry | None:
         return SliceGeometry.from_header(self.header(index))
 
-    def sort_by_position(self) -> bool:
-        """Order slices along their common normal; False (order kept) when that is not well defined."""
+    def position_order(self) -> list[SliceRef] | None:
+        """The slices ordered along their common normal, or None when that order is not well defined.
+
+        Reads every header (slow for big series: call it off the GUI thread)."""
         if len(self.slices) < 2:
-            return False
-        geometries = [self.geometry(i) for i in range(len(self.slices))]
+            return None
+        slices = list(self.slices)
+        geometries = [SliceGeometry.from_header(self.pool.get(r.path).frame_header(r.frame)) for r in slices]
         if any(g is None for g in geometries):
-            return False
+            return None
         normal = geometries[0].normal  # type: ignore[union-attr]
         if any(np.abs(g.normal - normal).max() > 1e-3 for g in geometries):  # type: ignore[union-attr]
-            return False
+            return None
         distances = [float(g.position @ normal) for g in geometries]  # type: ignore[union-attr]
         if len(set(np.round(distances, 3))) < len(distances):
-            return False  # several frames at one position (e.g. time series): keep instance order
-        order = sorted(range(len(self.slices)), key=lambda i: distances[i])
-        if order == list(range(len(self.slices))):
+            return None  # several frames at one position (e.g. a time series): keep instance order
+        order = sorted(range(len(slices)), key=lambda i: distances[i])
+        return [slices[i] for i in order]
+
+    def sort_by_position(self) -> bool:
+        """Order slices along their common normal; False (order kept) when undefined or already so."""
+        ordered = self.position_order()
+        if ordered is None or ordered == self.slices:
             return False
-        self.slices = [self.slices[i] for i in order]
+        self.slices = ordered
         return True
 
     def nearest_index(self, point: np.ndarray, normal: np.ndarray | None = None) -> int | None:

@@ -1,0 +1,241 @@
+"""The viewer area: a toolbar and a grid of viewports (1×1, 1×2, 2×2) sharing one frame cache."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QGridLayout, QToolBar, QVBoxLayout, QWidget
+
+from viewer.render.cache import FrameCache
+from viewer.render.decode import SourcePool
+from viewer.render.series import SeriesStack
+from viewer.ui.viewer.viewport import Viewport
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+
+
+class _Grid(QWidget):
+    """Holds the viewports; viewports ask their parent for every visible key so none of them is evicted."""
+
+    def __init__(self, area: ViewerArea) -> None:
+        super().__init__(area)
+        self._area = area
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+
+    def visible_keys(self) -> list:
+        return self._area.visible_keys()
+
+
+class ViewerArea(QWidget):
+    """`open_series(series_uid)` shows a stored series in the active viewport."""
+
+    series_opened = Signal(str)
+
+    def __init__(self, ctx, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        settings = getattr(getattr(ctx, "settings", None), "viewer", None)
+        megabytes = getattr(settings, "cache_megabytes", 1024) if settings is not None else 1024
+        self.pool = SourcePool()
+        self.cache = FrameCache(self.pool.load, max_bytes=int(megabytes) << 20, workers=2)
+        self.viewports: list[Viewport] = []
+        self.active: Viewport | None = None
+        self.sync_scroll = False
+        self.reference_lines = bool(getattr(settings, "show_reference_lines", False))
+        self.layout_name = "1x1"
+        self._syncing = False
+
+        self.toolbar = QToolBar("Viewer", self)
+        self.grid_widget = _Grid(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.grid_widget, 1)
+        self._build_toolbar()
+        self.set_layout(getattr(settings, "default_layout", "1x1") if settings is not None else "1x1")
+
+    # ----------------------------------------------------------------- toolbar
+    def _build_toolbar(self) -> None:
+        tb = self.toolbar
+        layouts = QActionGroup(self)
+        self.layout_actions: dict[str, QAction] = {}
+        for name in LAYOUTS:
+            action = QAction(name.replace("x", "×"), self, checkable=True)
+            action.triggered.connect(lambda _=False, n=name: self.set_layout(n))
+            layouts.addAction(action)
+            tb.addAction(action)
+            self.layout_actions[name] = action
+        tb.addSeparator()
+        for text, slot in (
+            ("Fit", lambda: self._on_active(lambda v: v.fit())),
+            ("1:1", lambda: self._on_active(lambda v: v.actual_size())),
+            ("Rotate", lambda: self._on_active(lambda v: v.rotate())),
+            ("Flip H", lambda: self._on_active(lambda v: v.set_flip(horizontal=not v.flip_h))),
+            ("Flip V", lambda: self._on_active(lambda v: v.set_flip(vertical=not v.flip_v))),
+            ("Invert", lambda: self._on_active(lambda v: v.set_invert(not v.invert))),
+            ("Cine", lambda: self._on_active(lambda v: v.toggle_cine())),
+        ):
+            tb.addAction(text, slot)
+        tb.addSeparator()
+        tools = QActionGroup(self)
+        self.tool_actions: dict[str, QAction] = {}
+        for tool, text in (
+            ("none", "Pan"),
+            ("distance", "Distance"),
+            ("angle", "Angle"),
+            ("ellipse", "Ellipse ROI"),
+            ("rectangle", "Rect ROI"),
+        ):
+            action = QAction(text, self, checkable=True)
+            action.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            tools.addAction(action)
+            tb.addAction(action)
+            self.tool_actions[tool] = action
+        self.tool_actions["none"].setChecked(True)
+        tb.addAction("Clear", lambda: self._on_active(lambda v: v.clear_measurements()))
+        tb.addSeparator()
+        self.sync_action = QAction("Sync", self, checkable=True)
+        self.sync_action.toggled.connect(self.set_sync_scroll)
+        tb.addAction(self.sync_action)
+        self.reference_action = QAction("Ref lines", self, checkable=True)
+        self.reference_action.setChecked(self.reference_lines)
+        self.reference_action.toggled.connect(self.set_reference_lines)
+        tb.addAction(self.reference_action)
+
+    def _on_active(self, fn) -> None:
+        if self.active is not None:
+            fn(self.active)
+
+    def set_tool(self, tool: str) -> None:
+        for viewport in self.viewports:
+            viewport.set_tool(tool)
+        if tool in self.tool_actions:
+            self.tool_actions[tool].setChecked(True)
+
+    # ----------------------------------------------------------------- layout
+    def set_layout(self, name: str) -> None:
+        rows, cols = LAYOUTS.get(name, (1, 1))
+        self.layout_name = name if name in LAYOUTS else "1x1"
+        needed = rows * cols
+        while len(self.viewports) < needed:
+            viewport = Viewport(self.cache, self.grid_widget)
+            viewport.activated.connect(self._set_active)
+            viewport.index_changed.connect(self._on_index_changed)
+            self.viewports.append(viewport)
+        grid = self.grid_widget.grid
+        for viewport in self.viewports:
+            grid.removeWidget(viewport)
+            viewport.hide()
+        for i, viewport in enumerate(self.viewports[:needed]):
+            grid.addWidget(viewport, i // cols, i % cols)
+            viewport.show()
+        for viewport in self.viewports[needed:]:
+            viewport.stop_cine()
+        if self.active is None or self.active not in self.viewports[:needed]:
+            self._set_active(self.viewports[0])
+        if self.layout_name in self.layout_actions:
+            self.layout_actions[self.layout_name].setChecked(True)
+
+    @property
+    def visible_viewports(self) -> list[Viewport]:
+        rows, cols = LAYOUTS[self.layout_name]
+        return self.viewports[: rows * cols]
+
+    def visible_keys(self) -> list:
+        return [k for v in self.visible_viewports if (k := v.visible_key()) is not None]
+
+    def _set_active(self, viewport: Viewport) -> None:
+        self.active = viewport
+        for v in self.viewports:
+            v.setStyleSheet("")
+        if len(self.visible_viewports) > 1:
+            viewport.setStyleSheet("Viewport { border: 1px solid #3a7bd5; }")
+        self._update_reference_lines()
+
+    # ----------------------------------------------------------------- opening
+    def open_series(self, series_uid: str, viewport: Viewport | None = None) -> Viewport | None:
+        """Show a stored series in `viewport` (default: the active one). Returns the viewport used."""
+        stack = SeriesStack.from_store(self.ctx.store, series_uid, pool=self.pool)
+        if not len(stack):
+            log.info("series %s has no displayable images", series_uid)
+            return None
+        return self.open_stack(stack, viewport, series_uid=series_uid)
+
+    def open_stack(self, stack: SeriesStack, viewport: Viewport | None = None, *, series_uid: str = "") -> Viewport:
+        target = viewport or self.active or self.viewports[0]
+        target.set_stack(stack)
+        self._set_active(target)
+        # Ordering by position needs every header: the store's instance order shows at once, and the
+        # position order replaces it when the headers have been read on a worker thread.
+        from viewer.ui.workers import run_in_background
+
+        run_in_background(
+            stack.position_order,
+            on_result=lambda ordered, v=target, s=stack: v.reorder(s, ordered),
+            on_error=lambda exc: log.warning("sorting series by position failed: %s", exc),
+        )
+        target.setFocus()
+        if series_uid:
+            self.series_opened.emit(series_uid)
+        return target
+
+    # ----------------------------------------------------------------- synchronisation
+    def set_sync_scroll(self, enabled: bool) -> None:
+        self.sync_scroll = enabled
+        if self.sync_action.isChecked() != enabled:
+            self.sync_action.setChecked(enabled)
+
+    def set_reference_lines(self, enabled: bool) -> None:
+        self.reference_lines = enabled
+        if self.reference_action.isChecked() != enabled:
+            self.reference_action.setChecked(enabled)
+        self._update_reference_lines()
+
+    def _on_index_changed(self, viewport: Viewport, index: int) -> None:
+        if self.sync_scroll and not self._syncing and viewport.stack is not None:
+            geometry = viewport.stack.geometry(index)
+            if geometry is not None:
+                self._syncing = True
+                try:
+                    frame_of_reference = viewport.stack.header(index).get("FrameOfReferenceUID")
+                    for other in self.visible_viewports:
+                        if other is viewport or other.stack is None or not len(other.stack):
+                            continue
+                        if other.stack.header(0).get("FrameOfReferenceUID") != frame_of_reference:
+                            continue
+                        nearest = other.stack.nearest_index(geometry.position)
+                        if nearest is not None and nearest != other.index:
+                            other.set_index(nearest)
+                finally:
+                    self._syncing = False
+        self._update_reference_lines()
+
+    def _update_reference_lines(self) -> None:
+        active = self.active
+        for viewport in self.visible_viewports:
+            if not self.reference_lines or active is None or viewport is active:
+                viewport.set_reference_segments([])
+            else:
+                viewport.set_reference_segments(viewport.reference_segments_from(active))
+
+    # ----------------------------------------------------------------- lifetime
+    def close_cache(self) -> None:
+        for viewport in self.viewports:
+            viewport.stop_cine()
+        self.cache.close()
+
+    def closeEvent(self, event) -> None:
+        self.close_cache()
+        super().closeEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        if self.active is not None and event.key() != Qt.Key.Key_Tab:
+            self.active.keyPressEvent(event)
+        else:
+            super().keyPressEvent(event)
