@@ -310,7 +310,7 @@ class StudyStore:
             raise NotDicomError("not a DICOM file")
         # In a deflated file the offsets pydicom records are into the inflated stream, not the file.
         deflated = str(ds.file_meta.get("TransferSyntaxUID", "")) == _DEFLATED
-        truncation = _truncation(ds, size, [str(w.message) for w in caught]) if len(ds) and not deflated else ""
+        truncation = _truncation(ds, tmp, size, [str(w.message) for w in caught]) if len(ds) and not deflated else ""
         if truncation and (has_preamble or len(ds) > 3):
             raise InvalidObjectError(f"file is incomplete: {truncation}")
         entry = self._index(ds, has_preamble)
@@ -816,27 +816,37 @@ def _ensure_meta(ds: Dataset) -> None:
     meta.setdefault("ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)
 
 
-_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SEQUENCE_DELIMITERS = (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
 
 
-def _truncation(ds: Dataset, file_size: int, warnings_seen: list[str]) -> str:
-    """Why a parsed file looks cut short ('' when it looks whole)."""
+def _truncation(ds: Dataset, path: Path, file_size: int, warnings_seen: list[str]) -> str:
+    """Why a parsed file looks cut short ('' when it looks whole).
+
+    pydicom reads a cut file quietly: a value cut short is returned short, and an element header cut in
+    half ends the dataset. So the raw elements' offsets are checked against the file's size instead.
+    """
     for message in warnings_seen:
         if "End of file reached" in message or "premature end" in message.lower():
             return message
     for elem in ds._dict.values():  # raw, possibly deferred elements: never converted here
         value_tell = getattr(elem, "value_tell", None)
-        length = getattr(elem, "length", 0xFFFFFFFF)
-        deferred = getattr(elem, "value", b"") is None and value_tell is not None and length != 0xFFFFFFFF
-        if deferred and value_tell + length > file_size:
+        length = getattr(elem, "length", _UNDEFINED_LENGTH)
+        if value_tell is not None and length != _UNDEFINED_LENGTH and value_tell + length > file_size:
             return f"{elem.tag} needs {length} bytes but the file ends {value_tell + length - file_size} early"
     last = ds._dict[max(ds._dict)] if ds._dict else None
-    last_tell, last_length = getattr(last, "value_tell", None), getattr(last, "length", 0xFFFFFFFF)
-    if last_tell is not None and last_length != 0xFFFFFFFF and last_tell + last_length < file_size:
-        # pydicom stops quietly at an element header cut in half; whatever follows was never parsed.
-        return f"{file_size - last_tell - last_length} bytes after {last.tag} could not be parsed"
-    if "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds and not any(k in ds for k in _PIXEL_KEYWORDS):
-        return "an image header without pixel data"
+    last_tell, last_length = getattr(last, "value_tell", None), getattr(last, "length", _UNDEFINED_LENGTH)
+    if last_tell is None:
+        return ""
+    if last_length != _UNDEFINED_LENGTH:
+        if last_tell + last_length < file_size:
+            return f"{file_size - last_tell - last_length} bytes after {last.tag} could not be parsed"
+        return ""
+    # An undefined-length last element (encapsulated pixel data, a sequence) must end with its delimiter.
+    with open(path, "rb") as fh:
+        fh.seek(max(file_size - 8, 0))
+        if fh.read(8) not in _SEQUENCE_DELIMITERS:
+            return f"{last.tag} does not end with its sequence delimiter"
     return ""
 
 
