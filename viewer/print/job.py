@@ -22,7 +22,15 @@ from viewer.print.film import (
     film_size_pixels,
     fit_size,
 )
-from viewer.print.render import PrintPixels, normalise, render_for_print, resize, to_grayscale, to_rgb
+from viewer.print.render import (
+    PrintPixels,
+    normalise,
+    render_for_print,
+    render_with_presentation_state,
+    resize,
+    to_grayscale,
+    to_rgb,
+)
 
 MEDIUM_TYPES = ("BLUE FILM", "CLEAR FILM", "MAMMO BLUE FILM", "MAMMO CLEAR FILM", "PAPER")
 FILM_DESTINATIONS = ("PROCESSOR", "MAGAZINE", "BIN_1", "BIN_2")
@@ -105,6 +113,7 @@ class PrintItem:
     prerendered: PrintPixels | None = None
     pixel_spacing_mm: float | None = None  # for true-size printing (Requested Image Size)
     columns: int = 0
+    presentation_state_path: str = ""  # a GSPS burned in (shutters, overlays, annotations, transforms)
 
 
 @dataclass
@@ -180,6 +189,8 @@ Renderer = Callable[[PrintItem, int], PrintPixels]
 def default_renderer(item: PrintItem, bits: int) -> PrintPixels:
     if item.prerendered is not None:
         return item.prerendered if item.prerendered.is_color else to_grayscale(item.prerendered, bits)
+    if item.presentation_state_path:
+        return render_with_presentation_state(item.path, item.frame, item.presentation_state_path, bits)
     return render_for_print(item.path, item.frame, window=item.window, bits=bits, burn_overlays=item.burn_overlays)
 
 

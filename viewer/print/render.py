@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from viewer.render.displaylist import rasterize
+from viewer.render.gsps import apply_presentation_state
 from viewer.render.lut import Window
 from viewer.render.pipeline import render_frame
 
@@ -49,6 +51,22 @@ def render_for_print(
     """Render one frame at its own matrix size through the screen's pipeline (P-values at `bits`, or RGB)."""
     rendered = render_frame(path, frame, window=_voi(window), output_bits=bits, burn_overlays=burn_overlays)
     return normalise(rendered.pixels, 8 if rendered.is_color else bits)
+
+
+def render_with_presentation_state(path: str, frame: int, state_path: str, bits: int = 8) -> PrintPixels:
+    """A frame with its presentation state burned in: shutters, overlays, spatial transform and the
+    graphic/text annotations rasterised at the image's own resolution (as on screen)."""
+    import pydicom
+
+    state = pydicom.dcmread(state_path)
+    display_list = apply_presentation_state(state, path, frame)
+    rows, columns = display_list.bitmap.shape[:2]
+    rgb = rasterize(display_list, columns, rows, display_pixel_mm=0.25, font_size=max(10, columns // 40))
+    pixels = PrintPixels(np.ascontiguousarray(rgb), 8)
+    grey = display_list.bitmap.ndim == 2 and not any(
+        getattr(item, "color", None) not in (None, (255, 255, 255)) for item in display_list.items
+    )
+    return to_grayscale(pixels, bits) if grey else pixels
 
 
 def normalise(array: np.ndarray, bits: int) -> PrintPixels:

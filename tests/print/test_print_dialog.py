@@ -1,0 +1,169 @@
+"""The print dialog: its preview follows the chosen layout, and printing from it reaches dcmprscp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+from pypdf import PdfReader
+
+from tests.support.printer import PrintServer
+from viewer.core.settings import PrinterSettings, Settings
+from viewer.print.job import PrintPreset
+from viewer.print.queue import JobState, PrintQueue, dicom_sender
+from viewer.print.selection import selection_for_series
+
+
+@pytest.fixture
+def series(store, tmp_path: Path, ct_path: str):
+    """Five CT images in one stored series."""
+    series_uid = generate_uid()
+    uids = []
+    for number in range(5):
+        ds = pydicom.dcmread(ct_path)
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientName = "Print^Test"
+        store.add_dataset(ds)
+        uids.append(ds.SOPInstanceUID)
+    return series_uid, uids
+
+
+def make_dialog(qtbot, store, series, printers: list[PrinterSettings], print_queue: PrintQueue | None = None):
+    from viewer.ui.print_dialog import PrintDialog
+
+    series_uid, uids = series
+    selection = selection_for_series(store, series_uid, current=(uids[0], 0), selected=[(uids[1], 0), (uids[2], 0)])
+    settings = Settings()
+    settings.printers = printers
+    ctx = SimpleNamespace(settings=settings)
+    dialog = PrintDialog(ctx, selection, print_queue=print_queue, initial_scope="series")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def wait_preview(qtbot, dialog) -> None:
+    qtbot.waitUntil(lambda: not dialog.preview_busy and dialog.preview.image is not None, timeout=20000)
+
+
+def test_preview_shows_the_chosen_layout(qtbot, store, series) -> None:
+    printer = PrinterSettings(name="film", ae_title="FILM", film_sizes=["8INX10IN", "14INX17IN"])
+    dialog = make_dialog(qtbot, store, series, [printer])
+    dialog.film_size_combo.setCurrentText("14INX17IN")
+    dialog.layout_combo.setCurrentText("STANDARD\\2,2")
+    wait_preview(qtbot, dialog)
+    assert len(dialog.preview.box_rects()) == 4
+    assert dialog.sheet_label.text() == "Film 1 of 2"
+    film = dialog.preview.film_rect()
+    assert film.width() / film.height() == pytest.approx(14 / 17, rel=0.02)
+    image = dialog.preview.image
+    # 14x17 in at the preview's 30 dpi; every filled box shows image pixels, not the black border.
+    assert (image.width(), image.height()) == (420, 510)
+    for box in (0, 1, 2, 3):
+        x = int((box % 2 + 0.5) * image.width() / 2)
+        y = int((box // 2 + 0.5) * image.height() / 2)
+        assert image.pixelColor(x, y).value() > 0
+    dialog.next_button.click()
+    wait_preview(qtbot, dialog)
+    assert dialog.sheet_label.text() == "Film 2 of 2"
+    second = dialog.preview.image
+    # Only box 1 is filled on the second film: box 4 shows the empty-image density (black by default).
+    assert second.pixelColor(int(0.75 * second.width()), int(0.75 * second.height())).value() == 0
+
+    dialog.layout_combo.setCurrentText("STANDARD\\3,4")
+    dialog.orientation_combo.setCurrentText("LANDSCAPE")
+    wait_preview(qtbot, dialog)
+    assert len(dialog.preview.box_rects()) == 12 and dialog.sheet_label.text() == "Film 1 of 1"
+    assert dialog.preview.film_rect().width() > dialog.preview.film_rect().height()
+    assert dialog.preview.image.width() > dialog.preview.image.height()
+
+    dialog.layout_combo.setCurrentText("ROW\\1,2")
+    wait_preview(qtbot, dialog)
+    assert len(dialog.preview.box_rects()) == 3 and dialog.sheet_label.text() == "Film 1 of 2"
+    dialog.scope_combo.setCurrentIndex(dialog.scope_combo.findData("selected"))
+    wait_preview(qtbot, dialog)
+    assert dialog.sheet_label.text() == "Film 1 of 1" and len(dialog.job().items) == 2
+
+
+@pytest.mark.network
+def test_printing_from_the_dialog_reaches_dcmprscp(qtbot, store, series, full_printer: PrintServer) -> None:
+    full_printer.clear()
+    printer = PrinterSettings(
+        name="ihe full",
+        ae_title="IHEFULL",
+        host="127.0.0.1",
+        port=full_printer.port,
+        film_sizes=["8INX10IN", "14INX17IN"],
+        defaults=PrintPreset(film_size="8INX10IN", display_format="STANDARD\\2,2", bits=12, dpi=60).to_dict(),
+    )
+    print_queue = PrintQueue(dicom_sender(calling_ae="LIGHTBOX"))
+    try:
+        dialog = make_dialog(qtbot, store, series, [printer], print_queue)
+        assert dialog.layout_combo.currentText() == "STANDARD\\2,2" and dialog.bits_combo.currentText() == "12"
+        dialog.copies_spin.setValue(2)
+        with qtbot.waitSignal(dialog.job_finished, timeout=60000) as finished:
+            dialog.print_button.click()
+        status = finished.args[0]
+        assert status.state is JobState.DONE, status.message
+        assert "Printed 2 film(s)" in dialog.status_label.text()
+        stored = full_printer.stored_prints()
+        assert len(stored) == 2
+        assert {sp.FilmBoxContentSequence[0].ImageDisplayFormat for sp in stored} == {"STANDARD\\2,2"}
+        images = full_printer.hardcopy_images()
+        assert len(images) == 5 and {image.BitsStored for image in images} == {12}
+        assert "NumberOfCopies" in full_printer.log() and "[2]" in full_printer.log()
+    finally:
+        print_queue.close()
+
+
+@pytest.mark.network
+def test_dialog_shows_a_printer_failure_and_offers_retry(qtbot, store, series, small_printer: PrintServer) -> None:
+    printer = PrinterSettings(
+        name="small", ae_title="SMALLFILM", host="127.0.0.1", port=small_printer.port, film_sizes=["14INX17IN"]
+    )
+    print_queue = PrintQueue(dicom_sender(calling_ae="LIGHTBOX"))
+    try:
+        dialog = make_dialog(qtbot, store, series, [printer], print_queue)
+        dialog.plut_check.setChecked(False)
+        with qtbot.waitSignal(dialog.job_finished, timeout=60000) as finished:
+            dialog.print_button.click()
+        assert finished.args[0].state is JobState.FAILED
+        text = dialog.status_label.text()
+        assert "failed" in text and "refused a value" in text and "14INX17IN" in text
+        assert dialog.retry_button.isEnabled()
+    finally:
+        print_queue.close()
+
+
+def test_pdf_and_paper_output_from_the_dialog(qtbot, store, series, tmp_path: Path) -> None:
+    from PySide6.QtPrintSupport import QPrinter
+
+    from viewer.ui.print_dialog import print_job_on_paper
+
+    dialog = make_dialog(qtbot, store, series, [])
+    dialog.film_size_combo.setCurrentText("11INX14IN")
+    dialog.layout_combo.setCurrentText("STANDARD\\2,2")
+    pdf_path = tmp_path / "films.pdf"
+    dialog.save_pdf(pdf_path)
+    qtbot.waitUntil(lambda: "Saved" in dialog.status_label.text(), timeout=30000)
+    reader = PdfReader(str(pdf_path))
+    assert len(reader.pages) == 2
+    assert float(reader.pages[0].mediabox.width) == pytest.approx(11 * 72, abs=0.5)
+    assert float(reader.pages[0].mediabox.height) == pytest.approx(14 * 72, abs=0.5)
+
+    # Paper output goes through QPrinter; a PDF-format QPrinter stands in for the system printer.
+    paper = tmp_path / "paper.pdf"
+    printer = QPrinter(QPrinter.PrinterMode.ScreenResolution)
+    printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    printer.setOutputFileName(str(paper))
+    assert print_job_on_paper(dialog.job(), printer, dpi=40) == 2
+    paper_pages = PdfReader(str(paper)).pages
+    assert len(paper_pages) == 2
+    assert float(paper_pages[1].mediabox.width) == pytest.approx(11 * 72, abs=1.5)
+    assert float(paper_pages[1].mediabox.height) == pytest.approx(14 * 72, abs=1.5)
