@@ -55,6 +55,32 @@ def storescu(ae_title: str, port: int, files: Iterable[Path | str], *extra: str,
         )
 
 
+def storescu_exact(ae_title: str, port: int, files: Iterable[Path | str], folder: Path, *extra: str) -> None:
+    """storescu proposing each file's own SOP class and transfer syntax (compressed ones included).
+
+    storescu's -R only proposes uncompressed syntaxes unless told otherwise, so the test writes an
+    association configuration with one presentation context per (SOP class, transfer syntax) of the files.
+    """
+    pairs: dict[tuple[str, str], None] = {}
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        pairs[(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID))] = None
+    syntaxes = sorted({ts for _, ts in pairs})
+    lines = ["[[TransferSyntaxes]]"]
+    for i, ts in enumerate(syntaxes):
+        lines += [f"[TS{i}]", f"TransferSyntax1 = {ts}"]
+    lines += ["[[PresentationContexts]]", "[Exact]"]
+    for n, (sop, ts) in enumerate(pairs, start=1):
+        lines.append(f"PresentationContext{n} = {sop}\\TS{syntaxes.index(ts)}")
+    lines += ["[[Profiles]]", "[Exact]", "PresentationContexts = Exact"]
+    config = folder / "storescu-exact.cfg"
+    config.write_text("\n".join(lines) + "\n")
+    run_tool(
+        ["storescu", "-xf", str(config), "Exact", "-aet", "MODALITY", "-aec", ae_title, *extra, HOST, str(port)]
+        + [str(f) for f in files]
+    )
+
+
 # ----------------------------------------------------------------------------- test data
 @dataclass
 class StudyFiles:
@@ -152,7 +178,7 @@ def make_small_instances(folder: Path, count: int) -> list[Path]:
 
 
 def compress(src: Path, dst: Path, kind: str) -> Path:
-    """Make a compressed copy with DCMTK: 'jpeg' (lossless SV1), 'jpeg-baseline', 'rle', 'jpls', or 'j2k' (GDCM)."""
+    """A compressed copy: 'jpeg' (lossless SV1), 'jpeg-baseline', 'rle', 'jpls' (DCMTK) or 'j2k' (OpenJPEG)."""
     if kind == "jpeg":
         run_tool(["dcmcjpeg", str(src), str(dst)])
     elif kind == "jpeg-baseline":
@@ -163,7 +189,7 @@ def compress(src: Path, dst: Path, kind: str) -> Path:
         run_tool(["dcmcjpls", str(src), str(dst)])
     elif kind == "j2k":
         ds = pydicom.dcmread(src)
-        ds.compress("1.2.840.10008.1.2.4.90", encoding_plugin="gdcm")
+        ds.compress("1.2.840.10008.1.2.4.90", encoding_plugin="pylibjpeg")  # OpenJPEG
         ds.save_as(dst, enforce_file_format=True)
     else:
         raise ValueError(kind)

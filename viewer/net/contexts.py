@@ -33,10 +33,10 @@ UNCOMPRESSED: tuple[str, ...] = (
     ExplicitVRBigEndian,
 )
 COMPRESSED: tuple[str, ...] = (
-    JPEGLosslessSV1,
-    JPEGLossless,
     JPEG2000Lossless,
     JPEGLSLossless,
+    JPEGLosslessSV1,
+    JPEGLossless,
     RLELossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -46,7 +46,10 @@ COMPRESSED: tuple[str, ...] = (
 VIDEO: tuple[str, ...] = (MPEG2MPML, MPEG2MPHL, MPEG4HP41, MPEG4HP41BD, MPEG4HP422D, MPEG4HP423D)
 
 # Every transfer syntax the seeds list; the SCP stores objects as received, so it can accept them all.
-SCP_TRANSFER_SYNTAXES: list[str] = [*UNCOMPRESSED, *COMPRESSED, *VIDEO]
+# pynetdicom picks the first of ours that the sender proposed, so the order is the preference, as in the
+# Enterprise Imaging seed: compressed over uncompressed (a sender never has to decompress for us, which
+# DCMTK's storescu cannot do), lossless over lossy, explicit over implicit VR.
+SCP_TRANSFER_SYNTAXES: list[str] = [*COMPRESSED, *VIDEO, *UNCOMPRESSED]
 
 VERIFICATION = UID("1.2.840.10008.1.1")
 STORAGE_SERVICE_CLASS = UID("1.2.840.10008.4.2")

@@ -506,3 +506,42 @@ def _describe_event(event: Any) -> str:
         meaning = PRINTER_STATUS_INFO.get(detail.upper(), detail)
         return f"Print job {state.lower()}" + (f": {meaning}" if detail else "")
     return f"Printer event {event_type} for {sop_class or 'an unknown object'}"
+
+
+def query_printer_status(
+    printer: PrinterSettings,
+    *,
+    calling_ae: str = "LIGHTBOX",
+    ssl_context: ssl.SSLContext | None = None,
+    timeout_s: float = 15.0,
+) -> PrintResult:
+    """Only the Printer N-GET (for a "Check printer" button); raises PrintFailed when unreachable or FAILURE."""
+    ae = AE(ae_title=(calling_ae or "LIGHTBOX")[:16])
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.add_requested_context(BasicGrayscalePrintManagementMeta, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    if printer.color:
+        ae.add_requested_context(BasicColorPrintManagementMeta, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    kwargs: dict[str, Any] = {"ae_title": printer.ae_title}
+    if ssl_context is not None:
+        kwargs["tls_args"] = (ssl_context, printer.host)
+    try:
+        assoc = ae.associate(printer.host, int(printer.port), **kwargs)
+    except (OSError, ssl.SSLError) as exc:
+        raise PrintFailed(f"Could not connect to the printer at {printer.host}:{printer.port}: {exc}") from exc
+    if not assoc.is_established:
+        raise PrintFailed(f"The printer {printer.ae_title} at {printer.host}:{printer.port} did not accept us.")
+    result = PrintResult()
+    try:
+        meta = (
+            BasicGrayscalePrintManagementMeta
+            if _accepted(assoc, BasicGrayscalePrintManagementMeta)
+            else BasicColorPrintManagementMeta
+        )
+        result.color = _accepted(assoc, BasicColorPrintManagementMeta)
+        _check_printer(_Session(assoc, meta, BasicGrayscaleImageBox, result, None))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return result

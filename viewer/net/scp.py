@@ -30,6 +30,7 @@ from viewer.core.store import InvalidObjectError, NotDicomError, StoreFullError,
 from viewer.net.contexts import (
     SCP_TRANSFER_SYNTAXES,
     STORAGE_SERVICE_CLASS,
+    UNCOMPRESSED,
     VERIFICATION,
     is_image_storage,
     looks_like_storage,
@@ -223,7 +224,7 @@ class StorageServer:
         ae.acse_timeout = self.local.acse_timeout_s
         ae.dimse_timeout = self.local.dimse_timeout_s
         ae.network_timeout = self.local.network_timeout_s
-        ae.add_supported_context(VERIFICATION, SCP_TRANSFER_SYNTAXES[:2])
+        ae.add_supported_context(VERIFICATION, UNCOMPRESSED[:2])
         for uid in storage_sop_classes():
             ae.add_supported_context(uid, SCP_TRANSFER_SYNTAXES)
         handlers = [
