@@ -112,7 +112,7 @@ def test_move_to_unknown_destination_is_explained(archive: Peer, archive_data: A
             archive.node(), {"StudyInstanceUID": archive_data.ct.study_uid}, "STUDY", "STRANGER", local=lightbox.local
         )
     assert failure.value.status == 0xA801
-    assert f"Register {lightbox.local.ae_title} at 127.0.0.1:{lightbox.local.port}" in str(failure.value)
+    assert f"register {lightbox.local.ae_title} at 127.0.0.1:{lightbox.local.port} in the archive" in str(failure.value)
 
 
 @pytest.mark.parametrize("model", MODELS)

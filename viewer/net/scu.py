@@ -501,6 +501,7 @@ def _run_retrieve(
 ) -> RetrieveResult:
     failed_uids: list[str] = []
     final_status: int | None = None
+    final_ds: Dataset | None = None
     for status_ds, identifier in responses:
         status = _status_of(status_ds, node, local, operation)
         with lock:
@@ -510,7 +511,7 @@ def _run_retrieve(
             if progress_cb:
                 progress_cb(progress)
             continue
-        final_status = status
+        final_status, final_ds = status, status_ds
         if identifier is not None and "FailedSOPInstanceUIDList" in identifier:
             value = identifier.FailedSOPInstanceUIDList
             failed_uids = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v]
@@ -520,18 +521,23 @@ def _run_retrieve(
     cancelled = final_status == 0xFE00 or (watcher.sent and cancel_token is not None)
     if progress_cb:
         progress_cb(progress)
+    host = local.bind_address if local.bind_address not in ("", "0.0.0.0") else "<this computer's address>"
+    register = f"register {local.ae_title} at {host}:{local.port} in the archive"
+    comment = str(final_ds.get("ErrorComment", "") or "").strip() if final_ds is not None else ""
     if final_status == 0xA801:
-        host = local.bind_address if local.bind_address not in ("", "0.0.0.0") else "<this computer's address>"
-        message = (
-            f"{node.ae_title} does not know where to send the images (A801 move destination unknown). "
-            f"Register {local.ae_title} at {host}:{local.port} in the archive."
-        )
+        message = f"{node.ae_title} does not know where to send the images (A801 move destination unknown): {register}."
         raise NetworkError(message, FailureKind.STATUS, final_status)
     kind = category(final_status)
     if cancelled:
         message = f"Retrieve cancelled after {progress.done} instance(s)."
     elif kind is Category.FAILURE:
-        raise NetworkError(explain_status(final_status, operation=operation), FailureKind.STATUS, final_status)
+        message = explain_status(final_status, operation=operation)
+        if comment:
+            message += f" The archive says: {comment}."
+        if operation == "C-MOVE" and (final_status & 0xF000) == 0xC000:
+            # Some archives (Orthanc) answer an unknown destination with C000 rather than A801.
+            message += f" If the archive does not know this workstation as a move destination: {register}."
+        raise NetworkError(message, FailureKind.STATUS, final_status)
     else:
         message = explain_status(final_status, operation=operation)
     return RetrieveResult(final_status, message, progress, failed_uids, cancelled)
