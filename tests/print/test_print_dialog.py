@@ -167,3 +167,40 @@ def test_pdf_and_paper_output_from_the_dialog(qtbot, store, series, tmp_path: Pa
     assert len(paper_pages) == 2
     assert float(paper_pages[1].mediabox.width) == pytest.approx(11 * 72, abs=1.5)
     assert float(paper_pages[1].mediabox.height) == pytest.approx(14 * 72, abs=1.5)
+
+
+def test_main_window_print_action_prints_what_the_viewer_shows(qtbot, lightbox_home: Path, ct_path: str) -> None:
+    from PySide6.QtGui import QAction
+
+    from viewer.core.context import AppContext
+    from viewer.ui.main_window import MainWindow
+    from viewer.ui.print_dialog import PrintDialog
+
+    ctx = AppContext.open(lightbox_home)
+    try:
+        series_uid = generate_uid()
+        for number in range(3):
+            ds = pydicom.dcmread(ct_path)
+            ds.SeriesInstanceUID = series_uid
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.InstanceNumber = number + 1
+            ctx.store.add_dataset(ds)
+        window = MainWindow(ctx)
+        qtbot.addWidget(window)
+        window.open_series(series_uid)
+        actions = {a.text(): a for a in window.menus["File"].actions() if isinstance(a, QAction)}
+        assert "Export film sheet to P&DF…" in actions
+        actions["&Print to film…"].trigger()
+        dialog = window.findChild(PrintDialog)
+        assert dialog is not None
+        assert dialog.scope_combo.currentData() == "current" and len(dialog.job().items) == 1
+        dialog.scope_combo.setCurrentIndex(dialog.scope_combo.findData("series"))
+        assert len(dialog.job().items) == 3
+        # The screen's window/level travels with the items, so film matches the screen.
+        active = window.viewer_area.active
+        assert dialog.job().items[0].window == active.voi
+        dialog.close()
+        window.close()
+    finally:
+        ctx.store.close()

@@ -93,13 +93,13 @@ class DisplayFormat:
     def parse(cls, text: str) -> DisplayFormat:
         match = re.fullmatch(r"\s*(STANDARD|ROW|COL)\\\s*(\d+(?:\s*,\s*\d+)*)\s*", text.upper())
         if not match:
-            raise FilmError(f"unsupported image display format {text!r} (use STANDARD\\C,R, ROW\\… or COL\\…)")
+            raise FilmError(f"unsupported image display format '{text}' (use STANDARD\\C,R, ROW\\… or COL\\…)")
         kind = match.group(1)
         counts = tuple(int(part) for part in match.group(2).split(","))
         if any(n < 1 or n > 32 for n in counts):
-            raise FilmError(f"image display format {text!r}: every count must be between 1 and 32")
+            raise FilmError(f"image display format '{text}': every count must be between 1 and 32")
         if kind == "STANDARD" and len(counts) != 2:
-            raise FilmError(f"image display format {text!r}: STANDARD needs columns,rows")
+            raise FilmError(f"image display format '{text}': STANDARD needs columns,rows")
         return cls(kind, counts)
 
     @classmethod

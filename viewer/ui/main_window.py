@@ -73,6 +73,10 @@ class MainWindow(QMainWindow):
 
         install_documents(self)  # SR/KO/PDF/CDA openers, Documents dock, Tools ▸ Tags…
 
+        from viewer.ui.print_dialog import install_print
+
+        install_print(self)  # File ▸ Print to film…, Export film sheet to PDF…
+
     # ------------------------------------------------------------------ layout
     def _make_viewer_area(self) -> QWidget:
         try:

@@ -300,6 +300,7 @@ class PrintDialog(QDialog):
         self.layout_combo.currentTextChanged.connect(self._choices_changed)
         self.compat_check.toggled.connect(self._choices_changed)
         self.burn_in_check.toggled.connect(self._choices_changed)
+        self.destroyed.connect(self._forget_previews)
         self.previous_button.clicked.connect(lambda: self.show_sheet(self.sheet_index - 1))
         self.next_button.clicked.connect(lambda: self.show_sheet(self.sheet_index + 1))
 
@@ -439,6 +440,11 @@ class PrintDialog(QDialog):
             on_error=lambda exc: self._preview_failed(generation, exc),
         )
 
+    def _forget_previews(self, *_args: Any) -> None:
+        # A preview still being composed must not touch widgets that are closing or gone.
+        self._preview_generation += 1
+        self.preview_busy = False
+
     def _preview_ready(self, generation: int, pixels: PrintPixels) -> None:
         if generation != self._preview_generation:
             return
@@ -538,6 +544,7 @@ class PrintDialog(QDialog):
         self.status_label.setText(f"Sent {pages} page(s) to {printer.printerName() or 'the printer'}")
 
     def done(self, result: int) -> None:
+        self._forget_previews()
         if self.bridge is not None:
             self.bridge.close()
             self.bridge = None
@@ -586,3 +593,50 @@ def print_job_on_paper(job: PrintJob, printer: Any, *, dpi: int = 150) -> int:
     finally:
         painter.end()
     return len(sheets)
+
+
+# ---------------------------------------------------------------------- main window hook
+def install_print(window: Any) -> None:
+    """File ▸ Print to film… / Export film sheet to PDF…, printing what the viewer shows (with its window)."""
+    window.print_series_uid = ""
+    area = getattr(window, "viewer_area", None)
+    opened = getattr(area, "series_opened", None)
+    if opened is not None:
+        opened.connect(lambda uid: setattr(window, "print_series_uid", uid))
+    window.add_menu_action("File", "&Print to film…", lambda: open_print_dialog(window), "Ctrl+P")
+    window.add_menu_action("File", "Export film sheet to P&DF…", lambda: open_print_dialog(window, pdf=True))
+
+
+def _viewer_state(window: Any) -> tuple[str, tuple[str, int] | None, list[tuple[str, int]], Any]:
+    """(series uid, current (uid, frame), images shown in every viewport, the active window/level)."""
+    area = getattr(window, "viewer_area", None)
+    active = getattr(area, "active", None)
+    current: tuple[str, int] | None = None
+    voi = None
+    shown: list[tuple[str, int]] = []
+    if active is not None and getattr(active, "stack", None) is not None and len(active.stack):
+        ref = active.stack[active.index]
+        current = (ref.sop_instance_uid, ref.frame)
+        voi = getattr(active, "voi", None)
+    for viewport in getattr(area, "visible_viewports", None) or []:
+        stack = getattr(viewport, "stack", None)
+        if stack is not None and len(stack):
+            ref = stack[viewport.index]
+            shown.append((ref.sop_instance_uid, ref.frame))
+    return getattr(window, "print_series_uid", ""), current, shown, voi
+
+
+def open_print_dialog(window: Any, *, pdf: bool = False) -> PrintDialog | None:
+    from viewer.print.selection import selection_for_series
+
+    series_uid, current, shown, voi = _viewer_state(window)
+    if not series_uid:
+        QMessageBox.information(window, "Print", "Open a series in the viewer first.")
+        return None
+    selection = selection_for_series(window.ctx.store, series_uid, current=current, selected=shown, window=voi)
+    dialog = PrintDialog(window.ctx, selection, window, initial_scope="current" if current else "series")
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    if pdf:
+        dialog.choose_pdf()
+    return dialog
