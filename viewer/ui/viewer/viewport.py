@@ -51,6 +51,7 @@ from viewer.render.measure import (
 )
 from viewer.render.pipeline import Preset, default_voi, modality_value, presets_for, render_color
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
+from viewer.ui.viewer.frame_item import FrameItem
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Viewport(QWidget):
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self.displayed_index: int | None = None
         self.frames_shown = 0
+        self.order_settled = False  # True once the position order (from a worker) has been applied
         self._frame: np.ndarray | None = None
         self._lut: DisplayLut | None = None
         self._lut_key: tuple | None = None
@@ -170,7 +172,7 @@ class Viewport(QWidget):
         self.view.setBackground("k")
         self.view_box = _ImageViewBox(self)
         self.view.setCentralItem(self.view_box)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item = FrameItem()
         self.view_box.addItem(self.image_item)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -234,6 +236,7 @@ class Viewport(QWidget):
         self.stop_cine()
         self.clear_measurements()
         self.stack = stack
+        self.order_settled = False
         self.voi = None
         self.invert = False
         self.rotation, self.flip_h, self.flip_v = 0, False, False
@@ -260,6 +263,8 @@ class Viewport(QWidget):
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
         """Adopt a new slice order for `stack` (if still shown), staying on the same slice."""
+        if stack is self.stack:
+            self.order_settled = True
         if stack is not self.stack or not ordered or ordered == stack.slices:
             return
         current = stack.slices[self.index]
@@ -328,7 +333,7 @@ class Viewport(QWidget):
             if mask is not None:
                 pixels = pixels.copy()
                 pixels[mask] = 255
-        self.image_item.setImage(pixels, autoLevels=False, levels=(0, 255))
+        self.image_item.setImage(pixels)
         first = self.displayed_index is None
         self.displayed_index = index
         self.frames_shown += 1
