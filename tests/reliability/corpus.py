@@ -58,8 +58,8 @@ def encode(ds: Dataset) -> bytes:
 def write_series(folder: Path, count: int, *, prefix: str = "") -> list[str]:
     """Write `count` tiny instances of one new study into `folder`; returns their SOP Instance UIDs."""
     folder.mkdir(parents=True, exist_ok=True)
-    study = generate_uid()
-    series = generate_uid()
+    study = generate_uid(prefix=None)  # 2.25.<UUID>: short enough to append an instance number
+    series = generate_uid(prefix=None)
     template = tiny_instance(1, study_uid=study, series_uid=series)
     uids = []
     for i in range(1, count + 1):
