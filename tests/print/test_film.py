@@ -162,3 +162,27 @@ def test_printer_status_info_explained() -> None:
     assert "cover" in explain_printer_status("FAILURE", "COVER OPEN").lower()
     assert explain_printer_status("NORMAL", "NORMAL") == "Printer ready."
     assert "VENDOR X" in explain_printer_status("WARNING", "VENDOR X")
+
+
+def test_presentation_state_is_burned_in(tmp_path, ct_path: str) -> None:
+    """A GSPS made by DCMTK's dcmpsmk, set to an INVERSE Presentation LUT with dcmodify, changes the film."""
+    import subprocess
+
+    from tests.support.net import require_tool
+    from viewer.print.render import render_for_print, render_with_presentation_state
+
+    state = tmp_path / "gsps.dcm"
+    subprocess.run([require_tool("dcmpsmk"), "+Vw", ct_path, str(state)], check=True, capture_output=True)
+    subprocess.run(
+        [require_tool("dcmodify"), "-nb", "-m", "(2050,0020)=INVERSE", str(state)], check=True, capture_output=True
+    )
+    plain = render_for_print(ct_path, 0, bits=12)
+    burned = render_with_presentation_state(ct_path, 0, str(state), bits=12)
+    assert burned.bits == 12 and not burned.is_color
+    assert (burned.width, burned.height) == (plain.width, plain.height)
+    # Inverse presentation: bright on plain is dark once the state is applied.
+    bright = plain.array > np.percentile(plain.array, 90)
+    assert burned.array[bright].mean() < plain.array[bright].mean()
+    job = PrintJob([PrintItem(ct_path, presentation_state_path=str(state))], PrintPreset(dpi=20))
+    payload = job.box_images(job.sheets()[0])
+    assert payload.images[0] is not None
