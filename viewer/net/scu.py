@@ -100,7 +100,17 @@ UNIQUE_KEY = {
 
 
 class CancelToken(Protocol):
-    def is_set(self) -> bool: ...
+    """`threading.Event` or `viewer.core.tasks.CancelToken` (its `cancelled` property) both fit."""
+
+
+def is_cancelled(token: object | None) -> bool:
+    if token is None:
+        return False
+    flag = getattr(token, "cancelled", None)
+    if isinstance(flag, bool):
+        return flag
+    is_set = getattr(token, "is_set", None)
+    return bool(is_set()) if callable(is_set) else False
 
 
 KeyValue = str | Sequence[str] | None
@@ -375,7 +385,7 @@ def _find_patient_root(
     patients = _find_on(assoc, node, local, "patient", "PATIENT", _patient_part(keys), cancel_token, None)
     matches: list[QueryMatch] = []
     for patient in patients:
-        if cancel_token is not None and cancel_token.is_set():
+        if is_cancelled(cancel_token):
             break
         pid = patient.get("PatientID")
         sub_keys = {**lower_keys, "PatientID": pid}
@@ -423,7 +433,7 @@ def _find_on(
                     matches.append(QueryMatch(level, _match_values(found)))
                 except Exception as exc:  # a match we cannot decode is skipped, not fatal
                     log.warning("skipping an undecodable C-FIND match: %s", exc)
-            stop = (limit and len(matches) >= limit) or (cancel_token is not None and cancel_token.is_set())
+            stop = (limit and len(matches) >= limit) or is_cancelled(cancel_token)
             if stop and not cancelled:
                 cancelled = True
                 assoc.send_c_cancel(msg_id, query_model=model_uid)
@@ -474,7 +484,7 @@ class _CancelWatcher:
 
     def _run(self) -> None:
         while not self._done.wait(0.05):
-            if self._token is not None and self._token.is_set():
+            if is_cancelled(self._token):
                 with contextlib.suppress(Exception):
                     self._assoc.send_c_cancel(self._msg_id, query_model=self._model_uid)
                     self.sent = True
@@ -518,7 +528,7 @@ def _run_retrieve(
         break
     if final_status is None:
         raise NetworkError(f"{node.ae_title} ended the {operation} without a final status.", FailureKind.ABORTED)
-    cancelled = final_status == 0xFE00 or (watcher.sent and cancel_token is not None)
+    cancelled = final_status == 0xFE00 or (watcher.sent and is_cancelled(cancel_token))
     if progress_cb:
         progress_cb(progress)
     host = local.bind_address if local.bind_address not in ("", "0.0.0.0") else "<this computer's address>"
@@ -751,3 +761,51 @@ def sop_class_extended(model_uid: str) -> SOPClassExtendedNegotiation:
     item.sop_class_uid = model_uid
     item.service_class_application_information = b"\x01"
     return item
+
+
+def test_move(
+    node: RemoteNode,
+    dest_ae: str,
+    *,
+    local: LocalNode | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    arrivals: Callable[[Callable[[ScpEvent], None]], Callable[[], None]] | None = None,
+) -> str:
+    """Check that the archive can send to us: move one instance it holds to `dest_ae`; a plain-word verdict.
+
+    Raises `NetworkError` (with the "register … in the archive" advice for A801) when it cannot.
+    """
+    local = local or LocalNode()
+    model = (node.query_model or "study").lower()
+    studies = find(node, "STUDY", {}, local=local, ssl_context=ssl_context, limit=1)
+    if not studies:
+        return f"{node.ae_title} answers queries but holds no studies, so a test retrieve cannot be made yet."
+    study = studies[0]
+    parent = {"StudyInstanceUID": study.get("StudyInstanceUID"), "PatientID": study.get("PatientID")}
+    series = find(node, "SERIES", parent, local=local, ssl_context=ssl_context, limit=1)
+    images = (
+        find(
+            node,
+            "IMAGE",
+            {**parent, "SeriesInstanceUID": series[0].get("SeriesInstanceUID")},
+            local=local,
+            ssl_context=ssl_context,
+            limit=1,
+        )
+        if series
+        else []
+    )
+    if not images:
+        return f"{node.ae_title} answers queries but lists no instances to test a retrieve with."
+    keys = {
+        **parent,
+        "SeriesInstanceUID": series[0].get("SeriesInstanceUID"),
+        "SOPInstanceUID": images[0].get("SOPInstanceUID"),
+    }
+    result = move(node, keys, "IMAGE", dest_ae, model=model, local=local, ssl_context=ssl_context, arrivals=arrivals)
+    if result.progress.failed:
+        return (
+            f"{node.ae_title} accepted the retrieve but could not deliver the instance to {dest_ae} "
+            f"({result.message}). Check the host and port the archive has for {dest_ae}."
+        )
+    return f"Test retrieve worked: {node.ae_title} sent one instance to {dest_ae}."
