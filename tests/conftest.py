@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Main windows made by tests must not listen on the real DICOM port; networking tests start their own SCP.
+os.environ.setdefault("LIGHTBOX_SCP_AUTOSTART", "0")
 
 
 @pytest.fixture

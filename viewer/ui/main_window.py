@@ -77,6 +77,10 @@ class MainWindow(QMainWindow):
 
         install_print(self)  # File ▸ Print to film…, Export film sheet to PDF…
 
+        from viewer.ui.network_service import install_network
+
+        install_network(self)  # Storage SCP started with the app, its status here, Query/Retrieve dock
+
     # ------------------------------------------------------------------ layout
     def _make_viewer_area(self) -> QWidget:
         try:
@@ -258,5 +262,8 @@ class MainWindow(QMainWindow):
             cancel = getattr(dialog, "cancel", None)
             if cancel is not None:
                 cancel()
+        network = getattr(self, "network_service", None)
+        if network is not None:
+            network.stop()
         self.store_events.close()
         super().closeEvent(event)
