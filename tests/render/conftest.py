@@ -280,8 +280,14 @@ class Images:
         return out
 
     def _htj2k(self, src: Path, out: Path) -> Path:
-        """HTJ2K lossless via OpenJPH's ojph_compress (openjph-tools), wrapped by pydicom."""
-        tool = require_tool("ojph_compress")
+        """HTJ2K lossless via OpenJPH's ojph_compress (Debian openjph-tools), wrapped by pydicom.
+
+        Skipped (also in CI) where openjph-tools is not installed: it is optional, not one of the dev tools."""
+        import shutil
+
+        tool = shutil.which("ojph_compress")
+        if tool is None:
+            pytest.skip("ojph_compress (openjph-tools) is not installed; cannot make an HTJ2K file")
         from pydicom.encaps import encapsulate
 
         ds = pydicom.dcmread(src)
