@@ -24,11 +24,17 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import BinaryIO
+
+try:
+    import fcntl
+except ImportError:  # Windows: recovery then relies on `min_age_s` alone
+    fcntl = None  # type: ignore[assignment]
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -201,6 +207,11 @@ class StudyStore:
         self._batch_pending = 0
         self._batch_events: list[StoreEvent] = []
         self._batch_unlink: list[Path] = []
+        # Every process with the store open holds a shared lock on this file for as long as it has it open,
+        # so `recover` can tell whether anyone else might be writing temp files right now.
+        self._open_lock_fd = _hold_shared_lock(self.root / ".open.lock")
+        if self._open_lock_fd is not None:
+            weakref.finalize(self, os.close, self._open_lock_fd)
         with self._write_lock:
             conn = self._conn()
             conn.executescript(SCHEMA)
@@ -378,6 +389,7 @@ class StudyStore:
             )
             if row is not None and row["sha256"] == sha:
                 return AddResult(AddStatus.DUPLICATE, *list(result.__dict__.values())[1:])
+            existed = final.exists()
             try:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
@@ -399,9 +411,18 @@ class StudyStore:
                 conn.execute("BEGIN IMMEDIATE")
             try:
                 self._upsert(conn, entry, final, sha, size, source)
-            except Exception:
                 if self._batch_depth == 0:
-                    conn.execute("ROLLBACK")
+                    conn.execute("COMMIT")
+            except Exception as exc:
+                if self._batch_depth == 0:
+                    # A failed COMMIT (disk full while SQLite grows its log) must not leave the transaction
+                    # open, or every later add on this connection fails; the file goes with its row.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    if not existed:
+                        self._unlink_if_unreferenced(final)
+                if _is_disk_full(exc):
+                    raise StoreFullError("the disk holding the study store is full") from exc
                 raise
             event = StoreEvent(
                 "replaced" if row is not None else "added",
@@ -418,7 +439,6 @@ class StudyStore:
                 if self._batch_pending >= 500:
                     self._flush_batch(conn)
                 return result
-            conn.execute("COMMIT")
         if old_file is not None and old_file != final:
             self._unlink_if_unreferenced(old_file)
         self._emit([event])
@@ -708,8 +728,12 @@ class StudyStore:
     def recover(self, *, min_age_s: float = 0.0) -> RecoveryReport:
         """Clean up after a crash: temp files, files no row points at, and rows whose file is gone.
 
-        `min_age_s` spares files younger than that, in case another process is writing right now.
+        `min_age_s` spares files younger than that, in case another process is writing right now; when no
+        other process has the store open (after a crash, at start-up) there is nobody to spare and every
+        leftover goes.
         """
+        if min_age_s > 0 and self._only_process():
+            min_age_s = 0.0
         report = RecoveryReport()
         now = time.time()
         with self._write_lock:
@@ -742,6 +766,21 @@ class StudyStore:
                 len(report.rows_without_file),
             )
         return report
+
+    def _only_process(self) -> bool:
+        """True when no other process holds the store's open-lock (always False where locks are unavailable)."""
+        fd = self._open_lock_fd
+        if fd is None or fcntl is None:
+            return False
+        with self._write_lock:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
+            except OSError:
+                alone = False
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        return alone
 
     def integrity_problems(self) -> list[str]:
         """SQLite's own integrity check plus the store's invariants; empty when all is well."""
@@ -848,6 +887,25 @@ def _truncation(ds: Dataset, path: Path, file_size: int, warnings_seen: list[str
         if fh.read(8) not in _SEQUENCE_DELIMITERS:
             return f"{last.tag} does not end with its sequence delimiter"
     return ""
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc)  # SQLITE_FULL
+    return False
+
+
+def _hold_shared_lock(path: Path) -> int | None:
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        return None
+    return fd
 
 
 def _fsync_dir(path: Path) -> None:
