@@ -263,19 +263,28 @@ def test_zip_archive_with_folders_and_nested_zip(store: StudyStore, tmp_path: Pa
 
 # ---------------------------------------------------------------------------------------------- progress, cancel
 def make_series(folder: Path, count: int) -> set[str]:
-    """`count` distinct CT instances (new UIDs) copied from CT_small, with plain numeric file names."""
-    from pydicom.uid import generate_uid
+    """`count` distinct CT instances (new UIDs) made from CT_small, with plain numeric file names.
+
+    The file is encoded once with a placeholder UID; each copy swaps in a UID of the same length, which
+    keeps thousands of files cheap to make.
+    """
+    import uuid
 
     folder.mkdir(parents=True, exist_ok=True)
+    run = uuid.uuid4().int % 10**12
+    placeholder = f"2.25.{run:012d}.{'9' * 9}.{'9' * 9}"
     ds = pydicom.dcmread(CT)
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = f"2.25.{run:012d}.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = placeholder
+    buffer = DicomBytesIO()
+    ds.save_as(buffer)
+    template = buffer.getvalue()
+    assert template.count(placeholder.encode()) == 2
     uids = set()
     for i in range(count):
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.InstanceNumber = i + 1
-        ds.save_as(folder / f"{i:06d}")
-        uids.add(ds.SOPInstanceUID)
+        uid = f"2.25.{run:012d}.{i:09d}.{i:09d}"
+        (folder / f"{i:06d}").write_bytes(template.replace(placeholder.encode(), uid.encode()))
+        uids.add(uid)
     return uids
 
 

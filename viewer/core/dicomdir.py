@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +76,7 @@ def read_dicomdir(dicomdir: Path, index: TreeIndex | None = None) -> DicomdirCon
     root = dicomdir.parent
     contents = DicomdirContents(dicomdir=dicomdir, root=root)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(dicomdir, force=True)
+        ds = pydicom.dcmread(dicomdir, force=True)
         records = ds.get("DirectoryRecordSequence")
         if records is None:
             raise ValueError("no Directory Record Sequence")

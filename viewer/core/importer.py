@@ -13,9 +13,10 @@ import io
 import logging
 import os
 import time
-import warnings
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -23,7 +24,7 @@ from typing import BinaryIO
 import pydicom
 
 from viewer.core.dicomdir import TreeIndex, is_dicomdir_name, read_dicomdir
-from viewer.core.store import AddStatus, NotDicomError, StoreError, StoreFullError, StudyStore
+from viewer.core.store import AddStatus, NotDicomError, PreparedObject, StoreError, StoreFullError, StudyStore
 from viewer.core.tasks import Cancelled, CancelToken, Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 # other writers interleave with a long import.
 BATCH_SIZE = 500
 PROGRESS_INTERVAL_S = 0.1
+# Threads preparing items (copy, hash, parse) ahead of the committing thread.
+WORKERS = max(2, min(4, os.cpu_count() or 2))
 MAX_ARCHIVE_DEPTH = 3
 ZIP_MAGIC = b"PK\x03\x04"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -279,51 +282,92 @@ def _import_items(
     progress: ProgressCallback | None,
     started: float,
 ) -> None:
+    """Prepare items on a few threads (copy, hash, parse: mostly I/O and hashing, which release the GIL) and
+    commit them in order on this one, in batches, so the expensive parts overlap the commits and syncs."""
     last_progress = 0.0
     if progress is not None:
         progress(Progress(0, report.total, started, "starting"))
-    for first in range(0, len(items), BATCH_SIZE):
-        with store.batch():
-            for item in items[first : first + BATCH_SIZE]:
-                if cancel.cancelled:
-                    report.cancelled = True
-                    return
-                try:
-                    _import_one(store, item, report)
-                except StoreFullError as exc:
-                    report.failed.append(FileProblem(item.source, str(exc)))
-                    report.notes.append("import stopped: the disk holding the study store is full")
-                    return
-                report.done += 1
-                now = time.monotonic()
-                if progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
-                    last_progress = now
-                    progress(Progress(report.done, report.total, started, item.source))
+    in_flight: deque[tuple[ImportItem, Future[_Outcome]]] = deque()
+    queue = iter(items)
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
+        try:
+            while True:
+                with store.batch():
+                    for _ in range(BATCH_SIZE):
+                        while len(in_flight) < WORKERS * 2 and not cancel.cancelled:
+                            item = next(queue, None)
+                            if item is None:
+                                break
+                            in_flight.append((item, pool.submit(_prepare, store, item)))
+                        if cancel.cancelled:
+                            report.cancelled = True
+                            return
+                        if not in_flight:
+                            return
+                        item, future = in_flight.popleft()
+                        if not _commit(store, item, future.result(), report):
+                            report.notes.append("import stopped: the disk holding the study store is full")
+                            return
+                        report.done += 1
+                        now = time.monotonic()
+                        if progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
+                            last_progress = now
+                            progress(Progress(report.done, report.total, started, item.source))
+        finally:
+            # Whatever was prepared but not committed (cancel, disk full) leaves no temp file behind.
+            for _item, future in in_flight:
+                outcome = future.result()
+                if outcome.prepared is not None:
+                    outcome.prepared.discard()
 
 
-def _import_one(store: StudyStore, item: ImportItem, report: ImportReport) -> None:
+@dataclass
+class _Outcome:
+    prepared: PreparedObject | None = None
+    skipped: str = ""
+    failed: str = ""
+    store_full: bool = False
+
+
+def _prepare(store: StudyStore, item: ImportItem) -> _Outcome:
     try:
         with item.open() as fh:
             head = fh.read(132)
             reason = sniff(head)
             if reason:
-                report.skipped.append(FileProblem(item.source, reason))
-                return
-            result = store.add_stream(_Rewound(head, fh), source=f"import:{item.source}"[:1000])
+                return _Outcome(skipped=reason)
+            return _Outcome(prepared=store.prepare_stream(_Rewound(head, fh), will_commit_in_batch=True))
     except NotDicomError as exc:
-        report.skipped.append(FileProblem(item.source, str(exc)))
-        return
-    except StoreFullError:
-        raise
+        return _Outcome(skipped=str(exc))
+    except StoreFullError as exc:
+        return _Outcome(failed=str(exc), store_full=True)
     except StoreError as exc:
         if _is_media_directory(item):
-            report.skipped.append(FileProblem(item.source, "media directory (DICOMDIR), not an image or document"))
-        else:
-            report.failed.append(FileProblem(item.source, str(exc)))
-        return
+            return _Outcome(skipped="media directory (DICOMDIR), not an image or document")
+        return _Outcome(failed=str(exc))
     except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:
-        report.failed.append(FileProblem(item.source, f"cannot read: {type(exc).__name__}: {exc}"))
-        return
+        return _Outcome(failed=f"cannot read: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # one odd file must not end an import of thousands
+        log.exception("unexpected error importing %s", item.source)
+        return _Outcome(failed=f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _commit(store: StudyStore, item: ImportItem, outcome: _Outcome, report: ImportReport) -> bool:
+    """Record one item's outcome; False when the import must stop (the disk is full)."""
+    if outcome.skipped:
+        report.skipped.append(FileProblem(item.source, outcome.skipped))
+        return True
+    if outcome.failed or outcome.prepared is None:
+        report.failed.append(FileProblem(item.source, outcome.failed or "not prepared"))
+        return not outcome.store_full
+    try:
+        result = store.commit_prepared(outcome.prepared, source=f"import:{item.source}"[:1000])
+    except StoreFullError as exc:
+        report.failed.append(FileProblem(item.source, str(exc)))
+        return False
+    except (StoreError, OSError) as exc:
+        report.failed.append(FileProblem(item.source, str(exc)))
+        return True
     report.study_uids.add(result.study_uid)
     if result.status is AddStatus.ADDED:
         report.imported += 1
@@ -331,13 +375,13 @@ def _import_one(store: StudyStore, item: ImportItem, report: ImportReport) -> No
         report.duplicates += 1
     else:
         report.replaced += 1
+    return True
 
 
 def _is_media_directory(item: ImportItem) -> bool:
     """A DICOMDIR under another name (e.g. DICOMDIR-backup) is DICOM but holds no instance to import."""
     try:
-        with item.open() as fh, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with item.open() as fh:
             ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True, specific_tags=["SOPClassUID"])
     except Exception:
         return False

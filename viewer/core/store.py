@@ -23,7 +23,6 @@ import sqlite3
 import threading
 import time
 import uuid
-import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -167,6 +166,21 @@ class StudyQuery:
 
 
 @dataclass
+class PreparedObject:
+    """A copied, hashed and checked object waiting in the temp folder for `StudyStore.commit_prepared`."""
+
+    entry: IndexEntry
+    tmp: Path
+    sha: str
+    size: int
+    synced: bool
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+@dataclass
 class RecoveryReport:
     removed_temp_files: int = 0
     removed_orphan_files: int = 0
@@ -273,6 +287,32 @@ class StudyStore:
         dcmwrite(buffer, ds, enforce_file_format=True)
         return self.add_bytes(buffer.getvalue(), source=source)
 
+    def prepare_stream(self, src: BinaryIO, *, will_commit_in_batch: bool = False) -> PreparedObject:
+        """First half of an add, safe to run on many threads at once: copy, hash, parse and check.
+
+        Nothing is visible until `commit_prepared` (or the prepared object is discarded). With
+        `will_commit_in_batch` the per-file fsync is left to the batch, which syncs before it commits.
+        """
+        tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            sha, size = self._copy_hashing(src, tmp, sync=self.durable and not will_commit_in_batch)
+            entry, tmp, sha, size = self._parse_and_normalise(tmp, sha, size)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        return PreparedObject(entry, tmp, sha, size, synced=self.durable and not will_commit_in_batch)
+
+    def commit_prepared(self, prepared: PreparedObject, *, source: str = "") -> AddResult:
+        """Second half of an add: move the prepared file into place and index it (or find it a duplicate)."""
+        try:
+            if self.durable and not prepared.synced and not self._in_own_batch():
+                with open(prepared.tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            return self._commit(prepared.entry, prepared.tmp, prepared.sha, prepared.size, source)
+        finally:
+            prepared.discard()
+
     def _add_stream(self, src: BinaryIO, *, source: str) -> AddResult:
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
@@ -283,7 +323,9 @@ class StudyStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
-    def _copy_hashing(self, src: BinaryIO, tmp: Path) -> tuple[str, int]:
+    def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool | None = None) -> tuple[str, int]:
+        if sync is None:
+            sync = self.durable and not self._in_own_batch()
         digest = hashlib.sha256()
         size = 0
         try:
@@ -292,7 +334,7 @@ class StudyStore:
                     digest.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-                if self.durable and not self._in_own_batch():
+                if sync:
                     out.flush()
                     os.fsync(out.fileno())
         except OSError as exc:
@@ -308,9 +350,7 @@ class StudyStore:
         try:
             # Large values are deferred (seeked over, not read) so the whole element structure is walked
             # cheaply; that is what lets a file cut short inside its pixel data be told from a whole one.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                ds = pydicom.dcmread(tmp, force=not has_preamble, defer_size=_DEFER_BYTES)
+            ds = pydicom.dcmread(tmp, force=not has_preamble, defer_size=_DEFER_BYTES)
         except InvalidDicomError as exc:
             raise NotDicomError(f"not a DICOM file ({exc})") from exc
         except Exception as exc:
@@ -321,7 +361,7 @@ class StudyStore:
             raise NotDicomError("not a DICOM file")
         # In a deflated file the offsets pydicom records are into the inflated stream, not the file.
         deflated = str(ds.file_meta.get("TransferSyntaxUID", "")) == _DEFLATED
-        truncation = _truncation(ds, tmp, size, [str(w.message) for w in caught]) if len(ds) and not deflated else ""
+        truncation = _truncation(ds, tmp, size) if len(ds) and not deflated else ""
         if truncation and (has_preamble or len(ds) > 3):
             raise InvalidObjectError(f"file is incomplete: {truncation}")
         entry = self._index(ds, has_preamble)
@@ -859,21 +899,22 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _SEQUENCE_DELIMITERS = (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
 
 
-def _truncation(ds: Dataset, path: Path, file_size: int, warnings_seen: list[str]) -> str:
+def _truncation(ds: Dataset, path: Path, file_size: int) -> str:
     """Why a parsed file looks cut short ('' when it looks whole).
 
-    pydicom reads a cut file quietly: a value cut short is returned short, and an element header cut in
-    half ends the dataset. So the raw elements' offsets are checked against the file's size instead.
+    pydicom reads a cut file quietly: a value cut short is returned short, an element header cut in half
+    ends the dataset, an undefined-length item runs to the end of the file. So the raw elements' offsets
+    are checked against the file's size, and a last undefined-length element against its delimiter.
+    (Warnings are not captured: `warnings.catch_warnings` is not thread-safe, and the store is used from
+    several threads.)
     """
-    for message in warnings_seen:
-        if "End of file reached" in message or "premature end" in message.lower():
-            return message
     for elem in ds._dict.values():  # raw, possibly deferred elements: never converted here
         value_tell = getattr(elem, "value_tell", None)
         length = getattr(elem, "length", _UNDEFINED_LENGTH)
         if value_tell is not None and length != _UNDEFINED_LENGTH and value_tell + length > file_size:
             return f"{elem.tag} needs {length} bytes but the file ends {value_tell + length - file_size} early"
-    last = ds._dict[max(ds._dict)] if ds._dict else None
+    # Insertion order is file order (max() over tags costs more than the whole check).
+    last = next(reversed(ds._dict.values())) if ds._dict else None
     last_tell, last_length = getattr(last, "value_tell", None), getattr(last, "length", _UNDEFINED_LENGTH)
     if last_tell is None:
         return ""
