@@ -104,6 +104,31 @@ def run_pyinstaller(out_dir: Path, work_dir: Path, clean: bool) -> Path:
     return app_dir
 
 
+def strip_debug_info(app_dir: Path) -> int:
+    """Remove DWARF debug sections (libpython, the pylibjpeg codecs carry ~27 MB); returns the bytes saved.
+
+    Only debug sections go, never symbols; libraries in auditwheel's `*.libs` folders are left alone because
+    they were rewritten by patchelf and are already stripped.
+    """
+    if shutil.which("strip") is None or shutil.which("objdump") is None:
+        say("strip/objdump missing: debug info left in the bundle")
+        return 0
+    saved = 0
+    for path in sorted(app_dir.rglob("*")):
+        if path.is_symlink() or not path.is_file() or any(part.endswith(".libs") for part in path.parts):
+            continue
+        if not _is_elf(path):
+            continue
+        headers = subprocess.run(["objdump", "-h", str(path)], capture_output=True, text=True).stdout
+        if ".debug_info" not in headers:
+            continue
+        before = path.stat().st_size
+        subprocess.run(["strip", "--strip-debug", str(path)], check=True)
+        saved += before - path.stat().st_size
+    say(f"stripped debug info: {mib(saved)} saved")
+    return saved
+
+
 def machine_arch() -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
 
@@ -335,6 +360,7 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     app_dir = run_pyinstaller(out_dir, work_dir, clean)
+    strip_debug_info(app_dir)
     tar_path = make_tarball(app_dir, out_dir, version) if tarball else None
     deb_path = None
     if deb:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -53,6 +54,17 @@ def render(binary: Path, source: Path, out: Path) -> np.ndarray:
     pixels = read_png(out)
     assert pixels.size > 0 and pixels.std() > 0, "rendered image is empty or uniform"
     return pixels
+
+
+def stored_instances(home: Path) -> int:
+    index = home / "store" / "index.sqlite3"
+    if not index.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=1.0)) as db:
+            return db.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+    except sqlite3.Error:  # created but not yet initialised by the app
+        return 0
 
 
 def variant_without(build: FrozenBuild, destination: Path, patterns: list[str]) -> Path:
@@ -149,19 +161,25 @@ def test_codec_metadata_is_bundled(frozen_build: FrozenBuild) -> None:
     assert (internal / "resources" / "icons" / "lightbox.svg").is_file()
 
 
-def test_gui_starts_headless_with_bundled_qt_plugins(frozen_build: FrozenBuild, tmp_path: Path) -> None:
+def test_double_clicked_file_is_imported_and_gui_starts_headless(
+    frozen_build: FrozenBuild, tmp_path: Path, codec_files
+) -> None:
+    """`lightbox FILE` as the desktop runs it (Exec=lightbox %F): import, then the GUI on the bundled Qt plugins."""
     home = tmp_path / "home"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "QT_PLUGIN_PATH"))}
     env.update(QT_QPA_PLATFORM="offscreen", LIGHTBOX_HOME=str(home), QT_DEBUG_PLUGINS="0")
     log_path = tmp_path / "gui.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([str(frozen_build.binary)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(frozen_build.binary), str(codec_files["j2k"])], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline and process.poll() is None and not stored_instances(home):
+                time.sleep(0.2)
+            assert stored_instances(home) == 1, f"the file was not imported:\n{log_path.read_text()}"
             # A missing platform plugin or library aborts Qt within a second; the GUI instead keeps running.
-            deadline = time.monotonic() + 8.0
-            while time.monotonic() < deadline and process.poll() is None and not (home / "settings.json").exists():
-                time.sleep(0.1)
-            time.sleep(2.0)
+            time.sleep(3.0)
             assert process.poll() is None, f"GUI exited with {process.returncode}:\n{log_path.read_text()}"
         finally:
             process.terminate()
@@ -172,6 +190,8 @@ def test_gui_starts_headless_with_bundled_qt_plugins(frozen_build: FrozenBuild, 
                 process.wait()
     assert (home / "settings.json").is_file()
     assert "could not load the qt platform plugin" not in log_path.read_text().lower()
+    listed = run_frozen(frozen_build.binary, ["list", "--json"], home=home)
+    assert [study["patient_name"] for study in json.loads(listed.stdout)] == ["CompressedSamples^MR1"]
 
 
 def test_tarball_is_self_contained(frozen_build: FrozenBuild, tmp_path: Path) -> None:
