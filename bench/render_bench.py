@@ -35,27 +35,6 @@ from viewer.core.settings import Settings
 from viewer.core.store import StudyStore
 
 
-def _compensate_pyside_none_leak() -> bool:
-    """PySide6 6.12.0 (this venv) drops one reference to None on every void Qt method call on Python 3.11,
-    so a long cine/scroll loop dies with "none_dealloc" after a few thousand calls. Until the dependency is
-    pinned to a fixed version, the benchmark tops None's reference count up once so it can run to the end."""
-    import ctypes
-
-    from PySide6.QtWidgets import QApplication, QLabel
-
-    app = QApplication.instance() or QApplication([])
-    label = QLabel()
-    before = sys.getrefcount(None)
-    for _ in range(100):
-        label.move(1, 1)
-    leaking = sys.getrefcount(None) < before - 50
-    if leaking:  # bool-returning calls drop references to True/False the same way
-        for singleton in (None, True, False):
-            ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
-    del app
-    return leaking
-
-
 class _Ctx:
     def __init__(self, store: StudyStore) -> None:
         self.store = store
@@ -206,8 +185,6 @@ def main() -> int:
 
     from viewer.ui.viewer import ViewerArea
 
-    if _compensate_pyside_none_leak():
-        print("note: this PySide6 leaks a reference to None per void call; compensated for the benchmark run")
     app = QApplication.instance() or QApplication([])
     area = ViewerArea(_Ctx(store))
     area.resize(1024, 900)
