@@ -320,3 +320,28 @@ def test_missing_input_is_a_failure(store: StudyStore, tmp_path: Path) -> None:
     report = import_paths(store, [tmp_path / "nope"])
     assert isinstance(report, ImportReport)
     assert [p.reason for p in report.failed] == ["no such file or folder"]
+
+
+def test_header_that_breaks_pydicom_while_classifying_is_a_failure_not_a_crash(
+    store: StudyStore, tmp_path: Path
+) -> None:
+    """A meta element whose VR no longer fits its value (here UI → FD) raises inside pydicom when read.
+
+    Found by the import fuzz test: the exception escaped while the importer checked whether the refused
+    file was a DICOMDIR, ending the whole import.
+    """
+    raw = bytearray(CT.read_bytes())
+    meta_class = raw.index(b"\x02\x00\x02\x00UI")
+    raw[meta_class + 4 : meta_class + 6] = b"FD"
+    sop_instance = raw.index(b"\x08\x00\x18\x00UI")
+    raw[sop_instance + 8 : sop_instance + 10] = b"//"  # a UID the store refuses, so the file is classified
+    broken = tmp_path / "broken-meta.dcm"
+    broken.write_bytes(bytes(raw))
+    good = tmp_path / "good.dcm"
+    shutil.copy(get_testdata_file("MR_small.dcm"), good)
+
+    report = import_paths(store, [broken, good])
+
+    assert report.imported == 1
+    assert [Path(p.source).name for p in report.failed] == ["broken-meta.dcm"]
+    assert store.integrity_problems() == []

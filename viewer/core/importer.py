@@ -380,13 +380,15 @@ def _commit(store: StudyStore, item: ImportItem, outcome: _Outcome, report: Impo
 
 def _is_media_directory(item: ImportItem) -> bool:
     """A DICOMDIR under another name (e.g. DICOMDIR-backup) is DICOM but holds no instance to import."""
+    # Anything odd in the header (a broken VR, a bad value) only means "not a DICOMDIR": the caller
+    # already has the reason this file failed, and that is what the report must show.
     try:
         with item.open() as fh:
             ds = pydicom.dcmread(fh, force=True, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        meta_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+        return MEDIA_STORAGE_DIRECTORY in (meta_class, str(ds.get("SOPClassUID", "")))
     except Exception:
         return False
-    meta_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
-    return MEDIA_STORAGE_DIRECTORY in (meta_class, str(ds.get("SOPClassUID", "")))
 
 
 class _Rewound(io.RawIOBase):
