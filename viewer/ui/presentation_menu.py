@@ -21,7 +21,7 @@ from viewer.core.presentation import (
     load_presentation_state,
     presentation_states_for,
 )
-from viewer.ui.presentation_items import PresentationOverlay
+from viewer.ui.presentation_items import LAYER, PresentationOverlay
 from viewer.ui.workers import run_in_background
 
 NONE_TEXT = "No presentation state"
@@ -34,9 +34,17 @@ class PresentationMenu(QComboBox):
         self.overlay = overlay
         self.states: list[PresentationStateInfo] = []
         self._image: tuple[str, int] | None = None
+        self._applied_uid: str | None = None
         self.apply_default = True
         self.addItem(NONE_TEXT)
         self.currentIndexChanged.connect(self._chosen)
+
+    def reset(self) -> None:
+        """Forget the image and the applied state (the viewport now shows another series)."""
+        self._image = None
+        self._applied_uid = None
+        self.overlay.ps = None
+        self.overlay.viewport.remove_overlay_layer(LAYER)
 
     def set_image(self, instance: Instance, frame_index: int = 0) -> None:
         key = (instance.sop_instance_uid, frame_index)
@@ -47,23 +55,40 @@ class PresentationMenu(QComboBox):
 
     def _listed(self, states: list[PresentationStateInfo]) -> None:
         self.states = states
+        uids = [info.sop_instance_uid for info in states]
+        # Scrolling to the next slice of a series the same state covers must keep the user's window,
+        # zoom and pan: the state stays applied (its overlay follows the frame) rather than re-applied.
+        keep = self._applied_uid if self._applied_uid in uids else None
         self.blockSignals(True)
         self.clear()
         self.addItem(NONE_TEXT)
         for info in states:
             self.addItem(info.title, info.sop_instance_uid)
+        if keep is not None:
+            self.setCurrentIndex(uids.index(keep) + 1)
         self.blockSignals(False)
-        if states and self.apply_default:
-            self.setCurrentIndex(1)  # the newest that applies
+        if keep is not None:
+            self.overlay.viewport.refresh_overlays()
+        elif states and self.apply_default:
+            self._select(1)  # the newest that applies
         else:
-            self.setCurrentIndex(0)
-            self._chosen(0)
+            self._select(0)
+
+    def _select(self, index: int) -> None:
+        self.blockSignals(True)
+        self.setCurrentIndex(index)
+        self.blockSignals(False)
+        self._chosen(index)
 
     def _chosen(self, index: int) -> None:
         if index <= 0 or index > len(self.states):
-            self.overlay.apply(None)
+            if self._applied_uid is not None:
+                self._applied_uid = None
+                self.overlay.apply(None)
             return
-        run_in_background(load_presentation_state, self.states[index - 1], on_result=self.overlay.apply)
+        info = self.states[index - 1]
+        self._applied_uid = info.sop_instance_uid
+        run_in_background(load_presentation_state, info, on_result=self.overlay.apply)
 
 
 def key_image_menu(

@@ -6,7 +6,7 @@ import logging
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QGridLayout, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QToolBar, QVBoxLayout, QWidget
 
 from viewer.render.cache import FrameCache
 from viewer.render.decode import SourcePool
@@ -50,6 +50,10 @@ class ViewerArea(QWidget):
         self.reference_lines = bool(getattr(settings, "show_reference_lines", False))
         self.layout_name = "1x1"
         self._syncing = False
+        # Presentation states: one overlay and one chooser per viewport; the toolbar shows the active one's.
+        self.presentation_menus: dict[Viewport, object] = {}
+        self.presentation_box = QWidget(self)
+        QHBoxLayout(self.presentation_box).setContentsMargins(0, 0, 0, 0)
 
         self.toolbar = QToolBar("Viewer", self)
         self.grid_widget = _Grid(self)
@@ -107,6 +111,8 @@ class ViewerArea(QWidget):
         self.reference_action.setChecked(self.reference_lines)
         self.reference_action.toggled.connect(self.set_reference_lines)
         tb.addAction(self.reference_action)
+        tb.addSeparator()
+        tb.addWidget(self.presentation_box)
 
     def _on_active(self, fn) -> None:
         if self.active is not None:
@@ -128,6 +134,7 @@ class ViewerArea(QWidget):
             viewport.activated.connect(self._set_active)
             viewport.index_changed.connect(self._on_index_changed)
             self.viewports.append(viewport)
+            self._add_presentation_menu(viewport)
         grid = self.grid_widget.grid
         for viewport in self.viewports:
             grid.removeWidget(viewport)
@@ -156,7 +163,36 @@ class ViewerArea(QWidget):
             v.setStyleSheet("")
         if len(self.visible_viewports) > 1:
             viewport.setStyleSheet("Viewport { border: 1px solid #3a7bd5; }")
+        for owner, menu in self.presentation_menus.items():
+            menu.setVisible(owner is viewport)
         self._update_reference_lines()
+
+    # ----------------------------------------------------------------- presentation states
+    def _add_presentation_menu(self, viewport: Viewport) -> None:
+        store = getattr(self.ctx, "store", None)
+        if store is None:
+            return
+        from viewer.ui.presentation_items import PresentationOverlay
+        from viewer.ui.presentation_menu import PresentationMenu
+
+        menu = PresentationMenu(store, PresentationOverlay(viewport), self.presentation_box)
+        menu.setToolTip("Presentation state applied to this image (the newest that applies by default)")
+        menu.setVisible(viewport is self.active)
+        self.presentation_box.layout().addWidget(menu)
+        self.presentation_menus[viewport] = menu
+
+    def presentation_menu(self, viewport: Viewport | None = None):
+        return self.presentation_menus.get(viewport or self.active)
+
+    def _update_presentation(self, viewport: Viewport) -> None:
+        menu = self.presentation_menus.get(viewport)
+        stack = viewport.stack
+        if menu is None or stack is None or not len(stack):
+            return
+        ref = stack[viewport.index]
+        instance = self.ctx.store.instance(ref.sop_instance_uid) if ref.sop_instance_uid else None
+        if instance is not None:
+            menu.set_image(instance, ref.frame)
 
     # ----------------------------------------------------------------- opening
     def open_series(self, series_uid: str, viewport: Viewport | None = None) -> Viewport | None:
@@ -171,6 +207,9 @@ class ViewerArea(QWidget):
         target = viewport or self.active or self.viewports[0]
         target.set_stack(stack)
         self._set_active(target)
+        if (menu := self.presentation_menus.get(target)) is not None:
+            menu.reset()  # a new series starts from its own default state
+        self._update_presentation(target)
         # Ordering by position needs every header: the store's instance order shows at once, and the
         # position order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
@@ -198,6 +237,7 @@ class ViewerArea(QWidget):
         self._update_reference_lines()
 
     def _on_index_changed(self, viewport: Viewport, index: int) -> None:
+        self._update_presentation(viewport)
         if self.sync_scroll and not self._syncing and viewport.stack is not None:
             geometry = viewport.stack.geometry(index)
             if geometry is not None:
