@@ -80,10 +80,12 @@ def import_command(args: argparse.Namespace) -> int:
     """Exit status 0 when nothing failed (skipped non-DICOM files are not failures), 1 otherwise."""
     import sys
 
+    from viewer.core import audit
     from viewer.core.importer import import_paths
     from viewer.core.tasks import Progress
 
     ctx = AppContext.open(args.home)
+    audit.install(ctx.home, ctx.store, local_ae=ctx.settings.local.ae_title)
     interactive = sys.stderr.isatty() and not args.quiet
 
     def show(p: Progress) -> None:
@@ -95,6 +97,8 @@ def import_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; what was imported so far is kept", file=sys.stderr)
         return 130
+    finally:
+        audit.uninstall()  # writes the grouped "imported" messages still pending
     if interactive:
         print(file=sys.stderr)
     print(report.summary() if args.quiet else report.details())

@@ -174,8 +174,11 @@ def test_print_per_session(full_printer: PrintServer, ct_path: str) -> None:
 
 
 def test_queue_prints_in_background_reports_failure_and_retries(
-    full_printer: PrintServer, small_printer: PrintServer, ct_path: str
+    full_printer: PrintServer, small_printer: PrintServer, ct_path: str, tmp_path: Path
 ) -> None:
+    from viewer.core import audit
+
+    trail = audit.install(tmp_path / "home")
     seen: list[JobState] = []
     print_queue = PrintQueue(dicom_sender(calling_ae="LIGHTBOX"))
     print_queue.subscribe(lambda status: seen.append(status.state))
@@ -192,8 +195,13 @@ def test_queue_prints_in_background_reports_failure_and_retries(
         print_queue.retry(bad_id)
         assert print_queue.wait(bad_id, timeout=60)
         assert print_queue.status(bad_id).state is JobState.FAILED and print_queue.status(bad_id).attempts == 2
+        # Only the film that printed is in the audit trail, with the printer it went to.
+        printed = [m for m in audit.read(trail.path) if m["Event"] == "printed"]
+        assert len(printed) == 1
+        assert any(p.get("UserID") == printer_for(full_printer).ae_title for p in printed[0]["ActiveParticipant"])
     finally:
         print_queue.close()
+        audit.uninstall()
 
 
 def test_unreachable_printer_fails_cleanly(ct_path: str) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from viewer.core.settings import PrinterSettings
 from viewer.print.job import PrintJob
@@ -284,4 +285,28 @@ class PrintQueue:
                 events=tuple(events or outcome.events),
                 finished_at=time.time(),
             )
+            _audit_printed(entry.printer, entry.job)
             return
+
+
+def _audit_printed(printer: Any, job: Any) -> None:
+    """One "printed" audit message per study whose images went onto film."""
+    import pydicom
+
+    from viewer.core import audit
+
+    studies: dict[str, str] = {}
+    for item in getattr(job, "items", []):
+        try:
+            ds = pydicom.dcmread(item.path, stop_before_pixels=True, specific_tags=["StudyInstanceUID", "PatientID"])
+        except Exception:  # the film is printed; a file gone since must not turn that into an error
+            continue
+        studies.setdefault(str(ds.get("StudyInstanceUID", "")), str(ds.get("PatientID", "")))
+    for study_uid, patient_id in studies.items():
+        if study_uid:
+            audit.record_printed(
+                study_uid,
+                patient_id,
+                printer_ae=getattr(printer, "ae_title", ""),
+                printer_host=getattr(printer, "host", ""),
+            )

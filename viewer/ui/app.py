@@ -18,7 +18,20 @@ def create_application() -> object:
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
+    icon = resources_dir() / "icons" / "lightbox.svg"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(icon)))
     return app
+
+
+def resources_dir() -> Path:
+    """`resources/` beside the package in a checkout, or inside the frozen bundle."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
 
 
 def run_gui(home: Path | None = None, demo_if_empty: bool = False) -> int:
@@ -34,11 +47,15 @@ def run_gui(home: Path | None = None, demo_if_empty: bool = False) -> int:
 
         # Synchronous on purpose: it takes about a second and the first screen should show images.
         add_demo_study(ctx.store)
+    from viewer.core import audit
+
+    audit.install(ctx.home, ctx.store, local_ae=ctx.settings.local.ae_title)
     window = MainWindow(ctx)
     window.show()
     if demo_if_empty:
         window.browser.expand_all()
     code = app.exec()  # type: ignore[attr-defined]
     wait_for_workers(10000)
+    audit.uninstall()
     ctx.store.close()
     return int(code)

@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Viewer not available; series {series.series_description}", 5000)
             return
         open_in_viewer(series_uid)
+        self._audit_viewed(series.study_uid)
 
     def open_instance(self, sop_instance_uid: str) -> None:
         instance = self.ctx.store.instance(sop_instance_uid)
@@ -178,10 +179,17 @@ class MainWindow(QMainWindow):
         opener = self.document_openers.get(kind)
         if opener is not None:
             opener(sop_instance_uid)
+            self._audit_viewed(instance.study_uid)
         elif kind == "image":
             self.open_series(instance.series_uid)
         else:
             self.statusBar().showMessage(f"No viewer for {kind.upper()} objects yet.", 5000)
+
+    def _audit_viewed(self, study_uid: str) -> None:
+        from viewer.core import audit
+
+        study = self.ctx.store.study(study_uid)
+        audit.record_viewed(study_uid, study.patient_id if study is not None else "")
 
     # ------------------------------------------------------------------ import
     def choose_import(self) -> None:

@@ -62,6 +62,11 @@ class NetworkService(QObject):
             self._set_status(f"{local.ae_title}: port {local.port} unavailable")
             return False
         self.server = server
+        from viewer.core import audit
+
+        trail = audit.default_log()
+        if isinstance(trail, audit.AuditLog):
+            trail.attach_server(server)  # peer hosts for "received" messages
         self._set_status(server.status_text())
         return True
 
