@@ -81,3 +81,23 @@ def test_check_printer_reports_its_status(qtbot, full_printer: PrintServer) -> N
     widget.check_button.click()
     qtbot.waitUntil(lambda: "Printer" in widget.check_label.text(), timeout=20000)
     assert widget.check_label.text().startswith("Printer ready.") and "grayscale only" in widget.check_label.text()
+
+
+def test_settings_dialog_printers_tab_saves_the_printer_list(qtbot, tmp_path) -> None:
+    from viewer.core.context import AppContext
+    from viewer.ui.settings_dialog import SettingsDialog
+
+    ctx = AppContext.open(tmp_path / "home")
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    labels = [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())]
+    assert "Printers" in labels
+    widget = dialog.printers_tab
+    widget.add_printer()
+    widget.name_edit.setText("Film room")
+    widget.ae_edit.setText("DRYSTAR")
+    widget.host_edit.setText("127.0.0.1")
+    dialog.accept()
+    saved = json.loads(ctx.settings_path.read_text())["printers"]
+    assert [(p["name"], p["ae_title"]) for p in saved] == [("Film room", "DRYSTAR")]
+    assert Settings.load(ctx.settings_path).printers[0].ae_title == "DRYSTAR"

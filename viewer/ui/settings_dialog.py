@@ -316,10 +316,14 @@ class SettingsDialog(QDialog):
         self.local_tab = LocalNodeTab(ctx.settings.local, self)
         self.nodes_tab = NodesTab(self.nodes, self)
         self.tls_tab = TlsTab(ctx.settings.tls, self)
+        from viewer.ui.printer_settings import PrinterSettingsWidget
+
+        self.printers_tab = PrinterSettingsWidget(ctx.settings.printers, self, calling_ae=ctx.settings.local.ae_title)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.local_tab, "Local node")
         self.tabs.addTab(self.nodes_tab, "DICOM Nodes")
         self.tabs.addTab(self.tls_tab, "TLS")
+        self.tabs.addTab(self.printers_tab, "Printers")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -344,6 +348,7 @@ class SettingsDialog(QDialog):
         self.local_tab.apply(settings.local)
         self.tls_tab.apply(settings.tls)
         settings.nodes = self.nodes
+        settings.printers = self.printers_tab.printers()
         self.ctx.save_settings()
         if self.network is not None and (settings.local, settings.tls) != before:
             self.network.restart()
