@@ -73,6 +73,10 @@ class MainWindow(QMainWindow):
 
         install_documents(self)  # SR/KO/PDF/CDA openers, Documents dock, Tools ▸ Tags…
 
+        from viewer.ui.key_images import install_key_images
+
+        install_key_images(self)  # KO → "Key images" series in the viewer; PR → its images with it applied
+
         from viewer.ui.print_dialog import install_print
 
         install_print(self)  # File ▸ Print to film…, Export film sheet to PDF…

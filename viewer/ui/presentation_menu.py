@@ -35,6 +35,7 @@ class PresentationMenu(QComboBox):
         self.states: list[PresentationStateInfo] = []
         self._image: tuple[str, int] | None = None
         self._applied_uid: str | None = None
+        self._preferred_uid: str | None = None
         self.apply_default = True
         self.addItem(NONE_TEXT)
         self.currentIndexChanged.connect(self._chosen)
@@ -45,6 +46,12 @@ class PresentationMenu(QComboBox):
         self._applied_uid = None
         self.overlay.ps = None
         self.overlay.viewport.remove_overlay_layer(LAYER)
+
+    def prefer(self, sop_instance_uid: str) -> None:
+        """Apply this state (rather than the newest) once it is listed for the image shown."""
+        self._preferred_uid = sop_instance_uid
+        if sop_instance_uid in [info.sop_instance_uid for info in self.states]:
+            self._listed(self.states)
 
     def set_image(self, instance: Instance, frame_index: int = 0) -> None:
         key = (instance.sop_instance_uid, frame_index)
@@ -59,6 +66,16 @@ class PresentationMenu(QComboBox):
         # Scrolling to the next slice of a series the same state covers must keep the user's window,
         # zoom and pan: the state stays applied (its overlay follows the frame) rather than re-applied.
         keep = self._applied_uid if self._applied_uid in uids else None
+        if self._preferred_uid in uids and self._preferred_uid != self._applied_uid:
+            preferred, self._preferred_uid = self._preferred_uid, None
+            self.blockSignals(True)
+            self.clear()
+            self.addItem(NONE_TEXT)
+            for info in states:
+                self.addItem(info.title, info.sop_instance_uid)
+            self.blockSignals(False)
+            self._select(uids.index(preferred) + 1)
+            return
         self.blockSignals(True)
         self.clear()
         self.addItem(NONE_TEXT)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QPainterPath, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsPathItem, QGridLayout, QHBoxLayout, QToolBar, QVBoxLayout, QWidget
 
 from viewer.render.cache import FrameCache
 from viewer.render.decode import SourcePool
@@ -16,6 +17,43 @@ from viewer.ui.viewer.viewport import Viewport
 log = logging.getLogger(__name__)
 
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x2": (2, 2)}
+REGION_LAYER = "report-region"
+
+
+def region_item(region: object) -> QGraphicsPathItem:
+    """A report's SCOORD region (POINT, MULTIPOINT, POLYLINE, CIRCLE, ELLIPSE) as a path in image pixels."""
+    kind = str(getattr(region, "graphic_type", "")).upper()
+    points = [QPointF(float(x), float(y)) for x, y in getattr(region, "points", ())]
+    path = QPainterPath()
+    if kind == "CIRCLE" and len(points) >= 2:
+        centre, edge = points[0], points[1]
+        radius = ((edge.x() - centre.x()) ** 2 + (edge.y() - centre.y()) ** 2) ** 0.5
+        path.addEllipse(centre, radius, radius)
+    elif kind == "ELLIPSE" and len(points) >= 4:
+        major_a, major_b, minor_a, minor_b = points[:4]
+        centre = (major_a + major_b) / 2
+        semi_major = ((major_b.x() - major_a.x()) ** 2 + (major_b.y() - major_a.y()) ** 2) ** 0.5 / 2
+        semi_minor = ((minor_b.x() - minor_a.x()) ** 2 + (minor_b.y() - minor_a.y()) ** 2) ** 0.5 / 2
+        angle = math.degrees(math.atan2(major_b.y() - major_a.y(), major_b.x() - major_a.x()))
+        ellipse = QPainterPath()
+        ellipse.addEllipse(QPointF(0, 0), semi_major, semi_minor)
+        path = QTransform().translate(centre.x(), centre.y()).rotate(angle).map(ellipse)
+    elif kind in ("POINT", "MULTIPOINT"):
+        for point in points:  # a small cross: a point has no extent of its own
+            path.moveTo(point.x() - 3, point.y())
+            path.lineTo(point.x() + 3, point.y())
+            path.moveTo(point.x(), point.y() - 3)
+            path.lineTo(point.x(), point.y() + 3)
+    elif points:
+        path.moveTo(points[0])
+        for point in points[1:]:
+            path.lineTo(point)
+    item = QGraphicsPathItem(path)
+    pen = QPen(QColor(255, 200, 0))
+    pen.setCosmetic(True)
+    pen.setWidthF(2.0)
+    item.setPen(pen)
+    return item
 
 
 class _Grid(QWidget):
@@ -203,7 +241,14 @@ class ViewerArea(QWidget):
             return None
         return self.open_stack(stack, viewport, series_uid=series_uid)
 
-    def open_stack(self, stack: SeriesStack, viewport: Viewport | None = None, *, series_uid: str = "") -> Viewport:
+    def open_stack(
+        self,
+        stack: SeriesStack,
+        viewport: Viewport | None = None,
+        *,
+        series_uid: str = "",
+        order_by_position: bool = True,
+    ) -> Viewport:
         target = viewport or self.active or self.viewports[0]
         target.set_stack(stack)
         self._set_active(target)
@@ -214,6 +259,10 @@ class ViewerArea(QWidget):
         # position order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
 
+        if not order_by_position:  # e.g. key images, shown in the order the key object lists them
+            target.reorder(stack, None)
+            target.setFocus()
+            return target
         run_in_background(
             stack.position_order,
             on_result=lambda ordered, v=target, s=stack: v.reorder(s, ordered),
@@ -223,6 +272,40 @@ class ViewerArea(QWidget):
         if series_uid:
             self.series_opened.emit(series_uid)
         return target
+
+    def open_image(self, sop_instance_uid: str, frame: int = 0, region: object = None) -> Viewport | None:
+        """Open the series holding an instance at that frame (1-based; 0 = first) and mark `region` on it.
+
+        `region` has `graphic_type` and `points` in image pixel coordinates (SCOORD: 0,0 is the top-left
+        corner of the first pixel, the same convention as the viewport's items).
+        """
+        instance = self.ctx.store.instance(sop_instance_uid)
+        if instance is None:
+            return None
+        viewport = self.open_series(instance.series_uid)
+        if viewport is None or viewport.stack is None:
+            return None
+        wanted_frame = max(frame - 1, 0)
+        index = next(
+            (
+                i
+                for i, ref in enumerate(viewport.stack.slices)
+                if ref.sop_instance_uid == sop_instance_uid and ref.frame == wanted_frame
+            ),
+            None,
+        )
+        if index is not None:
+            viewport.set_index(index)
+        viewport.remove_overlay_layer(REGION_LAYER)
+        if region is not None and index is not None:
+            target = viewport.stack.slices[index]
+            viewport.add_overlay_layer(
+                REGION_LAYER,
+                lambda vp, i, ref=target, r=region: (
+                    [region_item(r)] if vp.stack is not None and vp.stack.slices[i] == ref else []
+                ),
+            )
+        return viewport
 
     # ----------------------------------------------------------------- synchronisation
     def set_sync_scroll(self, enabled: bool) -> None:
