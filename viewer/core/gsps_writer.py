@@ -10,7 +10,7 @@ API
 ``save_gsps(store, images, content) -> AddResult`` – build and add to the store.
 ``send_gsps(ds, node, local=None)`` – C-STORE to a remote node (the PACS) over one pynetdicom association;
     returns the DIMSE status.
-``items_from_measurements(measurements)`` – adapt the viewer's measurement objects when they exist.
+``items_from_measurements(pairs)`` – the viewer's measurements with their labels, as GSPS items.
 
 The object passes DCMTK `dcmpschk` (tests/render/test_gsps_roundtrip.py).
 """
@@ -267,22 +267,40 @@ def send_gsps(ds: Dataset, node: Any, local: Any = None) -> int:
         assoc.release()
 
 
-def items_from_measurements(measurements: Iterable[Any]) -> list[Item]:
-    """Adapt measurement objects that expose `to_gsps_items()` or `kind`/`points`/`label` (viewer.render.measure)."""
+def items_from_measurements(measurements: Iterable[tuple[Any, str]]) -> list[Item]:
+    """The viewer's measurements (`viewer.render.measure`), each with its shown label, as GSPS items.
+
+    Points are image pixel coordinates with 0,0 at the top-left corner of the first pixel, which is what
+    GSPS PIXEL units mean, so they are written unchanged.
+    """
+    from viewer.render.measure import Angle, Distance, EllipseRoi, RectangleRoi
+
     out: list[Item] = []
-    for m in measurements:
-        to_items = getattr(m, "to_gsps_items", None)
-        if callable(to_items):
-            out.extend(to_items())
-            continue
-        kind = str(getattr(m, "kind", "POLYLINE")).upper()
-        points = tuple((float(x), float(y)) for x, y in getattr(m, "points", ()))
-        graphic_kind = {"LINE": "POLYLINE", "DISTANCE": "POLYLINE", "ANGLE": "POLYLINE", "ELLIPSE": "ELLIPSE"}.get(
-            kind, kind if kind in ("POLYLINE", "CIRCLE", "ELLIPSE", "POINT", "INTERPOLATED") else "POLYLINE"
-        )
-        if points:
-            out.append(GraphicItem(graphic_kind, points, "PIXEL"))
-        label = str(getattr(m, "label", "") or getattr(m, "text", "") or "")
-        if label and points:
-            out.append(TextItem(label, anchor=points[-1], anchor_units="PIXEL", anchor_visible=True))
+    for measurement, label in measurements:
+        if isinstance(measurement, Distance):
+            points = (measurement.p0, measurement.p1)
+            graphic = GraphicItem("POLYLINE", _floats(points), "PIXEL")
+        elif isinstance(measurement, Angle):
+            points = (measurement.p0, measurement.vertex, measurement.p1)
+            graphic = GraphicItem("POLYLINE", _floats(points), "PIXEL")
+        elif isinstance(measurement, EllipseRoi):
+            (cx, cy), (rx, ry) = measurement.center, measurement.radii
+            horizontal = ((cx - rx, cy), (cx + rx, cy))
+            vertical = ((cx, cy - ry), (cx, cy + ry))
+            points = (*horizontal, *vertical) if rx >= ry else (*vertical, *horizontal)  # major axis first
+            graphic = GraphicItem("ELLIPSE", _floats(points), "PIXEL")
+        elif isinstance(measurement, RectangleRoi):
+            x0, y0, x1, y1 = measurement.bounds()
+            points = ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))  # closed: first point repeated
+            graphic = GraphicItem("POLYLINE", _floats(points), "PIXEL")
+        else:
+            raise TypeError(f"no GSPS form for {type(measurement).__name__}")
+        out.append(graphic)
+        if label:
+            anchor = graphic.points[1] if isinstance(measurement, Angle) else graphic.points[-1]
+            out.append(TextItem(label, anchor=anchor, anchor_units="PIXEL", anchor_visible=True))
     return out
+
+
+def _floats(points: Iterable[Any]) -> tuple[tuple[float, float], ...]:
+    return tuple((float(x), float(y)) for x, y in points)

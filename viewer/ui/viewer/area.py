@@ -141,6 +141,10 @@ class ViewerArea(QWidget):
             self.tool_actions[tool] = action
         self.tool_actions["none"].setChecked(True)
         tb.addAction("Clear", lambda: self._on_active(lambda v: v.clear_measurements()))
+        self.save_annotations_action = tb.addAction("Save as PR", self.save_annotations)
+        self.save_annotations_action.setToolTip(
+            "Save this viewport's measurements as a Grayscale Softcopy Presentation State in the study"
+        )
         tb.addSeparator()
         self.sync_action = QAction("Sync", self, checkable=True)
         self.sync_action.toggled.connect(self.set_sync_scroll)
@@ -306,6 +310,43 @@ class ViewerArea(QWidget):
                 ),
             )
         return viewport
+
+    def save_annotations(self, on_saved=None) -> bool:
+        """Save the active viewport's measurements as a standard GSPS into the store (in a worker).
+
+        Returns False when there is nothing to save. `on_saved(AddResult)` is called in the GUI thread.
+        """
+        viewport = self.active
+        if viewport is None or viewport.stack is None or not viewport.measurements:
+            return False
+        from viewer.core.gsps_writer import GspsContent, items_from_measurements, save_gsps
+        from viewer.ui.workers import run_in_background
+
+        stack = viewport.stack
+        per_image: dict[str, list] = {}
+        headers: dict[str, object] = {}
+        for placed in viewport.measurements:
+            ref = stack.slices[placed.stack_index]
+            label = viewport.measurement_label(placed.measurement) if placed.stack_index == viewport.index else ""
+            items = items_from_measurements([(placed.measurement, label)])
+            per_image.setdefault(ref.sop_instance_uid, []).extend(items)
+            headers.setdefault(ref.sop_instance_uid, stack.header(placed.stack_index))
+        voi = viewport.voi
+        content = GspsContent(
+            per_image=per_image,
+            window_center=getattr(voi, "center", None),
+            window_width=getattr(voi, "width", None),
+            description="Measurements saved in Lightbox",
+        )
+        run_in_background(
+            save_gsps,
+            self.ctx.store,
+            list(headers.values()),
+            content,
+            on_result=lambda result: on_saved(result) if on_saved else None,
+            on_error=lambda exc: log.error("saving the presentation state failed: %s", exc),
+        )
+        return True
 
     # ----------------------------------------------------------------- synchronisation
     def set_sync_scroll(self, enabled: bool) -> None:
