@@ -44,7 +44,27 @@ def _load_commands() -> None:
     import viewer.commands  # noqa: F401  (registers the subcommands)
 
 
+def opened_documents(argv: Sequence[str]) -> list[str]:
+    """The arguments when they are all existing files or folders and no subcommand or option; else [].
+
+    Desktops start the app with the documents a user double-clicked (`Exec=lightbox %F`, Windows `"%1"`,
+    macOS open-document events), so `lightbox FILE…` imports them and then opens the window.
+    """
+    if not argv or any(arg.startswith("-") for arg in argv):
+        return []
+    _load_commands()
+    if argv[0] in {name for name, *_ in _COMMANDS}:
+        return []
+    return list(argv) if all(Path(arg).exists() for arg in argv) else []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    documents = opened_documents(argv)
+    if documents:
+        # A file that fails to import is reported by the import command; the window opens regardless.
+        main(["import", *documents])
+        argv = []
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -345,3 +345,13 @@ def test_header_that_breaks_pydicom_while_classifying_is_a_failure_not_a_crash(
     assert report.imported == 1
     assert [Path(p.source).name for p in report.failed] == ["broken-meta.dcm"]
     assert store.integrity_problems() == []
+
+
+def test_lightbox_with_file_arguments_imports_them_first() -> None:
+    from viewer.cli import opened_documents
+
+    ct = str(CT)
+    assert opened_documents([ct]) == [ct]
+    assert opened_documents(["import", ct]) == []  # a subcommand is not a document
+    assert opened_documents(["--version"]) == []
+    assert opened_documents([ct, "/no/such/file"]) == []

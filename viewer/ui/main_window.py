@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self.add_menu_action("File", "&Import…", self.choose_import, QKeySequence.StandardKey.Open)
         self.add_menu_action("File", "Import &CD/DICOMDIR…", self.choose_dicomdir)
         self.add_menu_action("File", "Load &demo study", self.load_demo)
+        self.add_menu_action("File", "&Export studies…", self.choose_export)
         self.menus["File"].addSeparator()
         self.add_menu_action("File", "&Settings…", self.open_settings)
         self.menus["File"].addSeparator()
@@ -242,6 +243,45 @@ class MainWindow(QMainWindow):
         self.import_paths(paths)
 
     # ------------------------------------------------------------------ misc actions
+    def choose_export(self) -> None:
+        study_uids = self.browser.selected_study_uids()
+        if not study_uids:
+            QMessageBox.information(self, APP_NAME, "Select one or more studies in the browser to export.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export to an empty folder")
+        if not folder:
+            return
+        answer = QMessageBox.question(
+            self,
+            APP_NAME,
+            "Remove patient identity (DICOM Basic Application Level Confidentiality Profile)?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Cancel:
+            return
+        self.export_studies(study_uids, Path(folder), deidentify=answer == QMessageBox.StandardButton.Yes)
+
+    def export_studies(self, study_uids: list[str], folder: Path, *, deidentify: bool, on_done=None) -> None:
+        """Export in a worker to a folder with a DICOMDIR; the result goes to the status bar."""
+        from viewer.core.export import export_studies
+
+        def done(report) -> None:
+            what = "de-identified " if report.deidentified else ""
+            skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+            self.statusBar().showMessage(f"Exported {report.exported} {what}instances to {report.folder}{skipped}.")
+            if on_done is not None:
+                on_done(report)
+
+        run_in_background(
+            export_studies,
+            self.ctx.store,
+            study_uids,
+            folder,
+            deidentify=deidentify,
+            on_result=done,
+            on_error=lambda exc: QMessageBox.warning(self, APP_NAME, f"Export failed: {exc}"),
+        )
+
     def load_demo(self) -> None:
         from viewer.core.demo import add_demo_study
 
