@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import multiprocessing
 import os
 import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -289,7 +290,7 @@ def _import_items(
         progress(Progress(0, report.total, started, "starting"))
     in_flight: deque[tuple[ImportItem, Future[_Outcome]]] = deque()
     queue = iter(items)
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
+    with _prepare_pool(store, items) as pool:
         try:
             while True:
                 with store.batch():
@@ -298,7 +299,7 @@ def _import_items(
                             item = next(queue, None)
                             if item is None:
                                 break
-                            in_flight.append((item, pool.submit(_prepare, store, item)))
+                            in_flight.append((item, pool.submit(*_prepare_call(pool, store, item))))
                         if cancel.cancelled:
                             report.cancelled = True
                             return
@@ -319,6 +320,46 @@ def _import_items(
                 outcome = future.result()
                 if outcome.prepared is not None:
                     outcome.prepared.discard()
+
+
+# Parsing headers is Python work that holds the GIL, so a large import of plain files prepares in worker
+# processes (spawned, not forked: the GUI and the SCP run threads); small imports and archive members,
+# whose open() cannot cross a process boundary, use threads and skip the start-up cost.
+PROCESS_THRESHOLD = 200
+
+
+def _prepare_pool(store: StudyStore, items: list[ImportItem]) -> Executor:
+    plain_files = all(isinstance(item.open, functools.partial) for item in items)
+    if len(items) >= PROCESS_THRESHOLD and plain_files and not os.environ.get("LIGHTBOX_IMPORT_THREADS"):
+        try:
+            return ProcessPoolExecutor(
+                max_workers=WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_prepare_process,
+                initargs=(str(store.root), store.durable),
+            )
+        except (OSError, ValueError) as exc:  # no process support here: threads still work
+            log.info("import falls back to threads: %s", exc)
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import")
+
+
+def _prepare_call(pool: Executor, store: StudyStore, item: ImportItem) -> tuple:
+    if isinstance(pool, ProcessPoolExecutor):
+        return (_prepare_in_process, item)
+    return (_prepare, store, item)
+
+
+_PROCESS_STORE: StudyStore | None = None
+
+
+def _init_prepare_process(root: str, durable: bool) -> None:
+    global _PROCESS_STORE
+    _PROCESS_STORE = StudyStore.preparer(root, durable=durable)
+
+
+def _prepare_in_process(item: ImportItem) -> _Outcome:
+    assert _PROCESS_STORE is not None
+    return _prepare(_PROCESS_STORE, item)
 
 
 @dataclass

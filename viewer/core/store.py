@@ -213,6 +213,7 @@ class StudyStore:
         self.db_path = self.root / "index.sqlite3"
         self.durable = durable
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._made_dirs: set[Path] = set()
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._listeners: list[Callable[[StoreEvent], None]] = []
@@ -286,6 +287,22 @@ class StudyStore:
         _ensure_meta(ds)
         dcmwrite(buffer, ds, enforce_file_format=True)
         return self.add_bytes(buffer.getvalue(), source=source)
+
+    @classmethod
+    def preparer(cls, root: Path | str, *, durable: bool = True) -> StudyStore:
+        """A store handle for `prepare_stream` alone (e.g. in an import worker process).
+
+        It touches neither the index nor its lock, so it can run while another process holds a write
+        transaction; the prepared objects are committed by a full `StudyStore` on the same root.
+        """
+        handle = cls.__new__(cls)
+        handle.root = Path(root)
+        handle.files_dir = handle.root / "files"
+        handle.tmp_dir = handle.files_dir / ".tmp"
+        handle.durable = durable
+        handle._batch_depth = 0
+        handle._batch_owner = None
+        return handle
 
     def prepare_stream(self, src: BinaryIO, *, will_commit_in_batch: bool = False) -> PreparedObject:
         """First half of an add, safe to run on many threads at once: copy, hash, parse and check.
@@ -431,8 +448,14 @@ class StudyStore:
                 return AddResult(AddStatus.DUPLICATE, *list(result.__dict__.values())[1:])
             existed = final.exists()
             try:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
+                if final.parent not in self._made_dirs:  # a mkdir per file costs more than the insert
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    self._made_dirs.add(final.parent)
+                try:
+                    os.replace(tmp, final)
+                except FileNotFoundError:  # the folder was removed behind our back: make it again
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, final)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise StoreFullError("the disk holding the study store is full") from exc
