@@ -306,3 +306,35 @@ def test_disk_full_answers_a700_and_keeps_the_database_consistent(tmp_path: Path
         assert "Refused: OutOfResources" in proc.stderr
     assert store.counts()["instances"] == 0
     assert store.integrity_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "source_ae", "transfer_syntax"),
+    [
+        (CT, "STORESCU", "1.2.840.10008.1.2.1"),  # odd-length UIDs get their NUL pad
+        ("1.2.840.10008.5.1.4.1.1.7", "ODD", "1.2.840.10008.1.2.4.50"),  # odd AE gets its space pad
+        ("1.2.840.10008.5.1.4.1.1.88.11", "", "1.2.840.10008.1.2"),  # no source AE element at all
+    ],
+)
+def test_hand_encoded_file_meta_matches_pydicom(sop_class: str, source_ae: str, transfer_syntax: str) -> None:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filewriter import write_file_meta_info
+
+    from viewer.core.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+    from viewer.net.scp import encode_file_meta
+
+    instance = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = instance
+    meta.TransferSyntaxUID = transfer_syntax
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae
+    expected = BytesIO()
+    write_file_meta_info(expected, meta, enforce_standard=True)
+    encoded = encode_file_meta(sop_class, instance, transfer_syntax, source_ae)
+    assert encoded == expected.getvalue()
+    parsed = pydicom.dcmread(BytesIO(b"\0" * 128 + b"DICM" + encoded), force=True).file_meta
+    assert parsed.MediaStorageSOPInstanceUID == instance
