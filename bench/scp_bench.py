@@ -48,22 +48,18 @@ def _ceiling_runs(enabled: bool) -> Iterator[tuple[str, int]]:
         return
     from pynetdicom import AE, evt
 
-    from viewer.net import fast_acceptor
     from viewer.net.contexts import SCP_TRANSFER_SYNTAXES, storage_sop_classes
 
     def no_delay(event: object) -> None:
         event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
 
-    for label, event_driven in (("pynetdicom stock acceptor", False), ("pynetdicom event-driven acceptor", True)):
+    for label in ("pynetdicom acceptor",):
         ae = AE("LIGHTBOX")
         for uid in storage_sop_classes():
             ae.add_supported_context(uid, SCP_TRANSFER_SYNTAXES)
         handlers = [(evt.EVT_C_STORE, lambda event: 0x0000), (evt.EVT_CONN_OPEN, no_delay)]
         address = ("127.0.0.1", free_port())
-        if event_driven:
-            server = fast_acceptor.start_server(ae, address, evt_handlers=handlers)
-        else:
-            server = ae.start_server(address, block=False, evt_handlers=handlers)
+        server = ae.start_server(address, block=False, evt_handlers=handlers)
         try:
             yield f"do-nothing handler, {label}", address[1]
         finally:
