@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import shutil
 import subprocess
@@ -106,6 +107,9 @@ def main() -> int:
     try:
         started = time.perf_counter()
         generate(source, args.count)
+        # The generator's own gigabyte must reach the disk before anything is timed: otherwise its write-back
+        # competes with the import's writes and the import's per-batch sync ends up flushing it.
+        os.sync()
         files = sorted(p for p in source.rglob("*") if p.is_file())
         size_mib = sum(p.stat().st_size for p in files) / 2**20
         print(f"generated {len(files)} CT files 512x512 ({size_mib:.0f} MiB) in {time.perf_counter() - started:.1f} s")

@@ -355,27 +355,3 @@ def test_lightbox_with_file_arguments_imports_them_first() -> None:
     assert opened_documents(["import", ct]) == []  # a subcommand is not a document
     assert opened_documents(["--version"]) == []
     assert opened_documents([ct, "/no/such/file"]) == []
-
-
-def test_large_import_prepares_in_worker_processes(
-    store: StudyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import viewer.core.importer as importer
-
-    monkeypatch.setattr(importer, "PROCESS_THRESHOLD", 4)
-    used: list[str] = []
-    real_pool = importer._prepare_pool
-    monkeypatch.setattr(
-        importer, "_prepare_pool", lambda s, items: used.append(type(p := real_pool(s, items)).__name__) or p
-    )
-    folder = tmp_path / "many"
-    folder.mkdir()
-    for number in range(6):
-        ds = pydicom.dcmread(CT)
-        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{number}"
-        ds.save_as(folder / f"IM{number}")
-    (folder / "notes.txt").write_text("not DICOM")
-    report = import_paths(store, [folder])
-    assert used == ["ProcessPoolExecutor"]
-    assert report.imported == 6 and len(report.skipped) == 1 and not report.failed
-    assert store.integrity_problems() == [] and not any(store.tmp_dir.iterdir())

@@ -13,6 +13,7 @@ from viewer.core.store import (
     AddStatus,
     InvalidObjectError,
     NotDicomError,
+    StoreError,
     StoreEvent,
     StudyQuery,
     StudyStore,
@@ -144,3 +145,33 @@ def test_batch_and_events_and_threads(store: StudyStore) -> None:
         t.join()
     assert not errors
     assert store.counts()["instances"] == 2
+
+
+def test_prepared_file_removed_before_commit_is_refused_not_indexed(store: StudyStore) -> None:
+    with open(CT, "rb") as fh:
+        prepared = store.prepare_stream(fh, will_commit_in_batch=False)
+    assert prepared.path.is_file()  # already at its content-addressed name
+    prepared.path.unlink()  # e.g. a study holding the same bytes was deleted meanwhile
+    with pytest.raises(StoreError):
+        store.commit_prepared(prepared, source="import:test")
+    assert store.counts()["instances"] == 0
+    assert store.integrity_problems() == []
+
+
+def test_discarded_prepared_file_is_removed_unless_it_was_already_stored(store: StudyStore) -> None:
+    stored = store.add_file(CT)
+    with open(CT, "rb") as fh:
+        same = store.prepare_stream(fh)
+    assert same.existed and same.path == stored.path
+    store.discard_prepared(same)
+    assert stored.path.is_file()  # still the stored instance's file
+    ds = pydicom.dcmread(CT)
+    ds.SOPInstanceUID = ds.SOPInstanceUID + ".9"
+    buffer = DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    other = store.prepare_stream(buffer)
+    assert not other.existed
+    store.discard_prepared(other)
+    assert not other.path.exists()
+    assert store.integrity_problems() == []

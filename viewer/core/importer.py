@@ -11,13 +11,12 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import multiprocessing
 import os
 import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -25,7 +24,15 @@ from typing import BinaryIO
 import pydicom
 
 from viewer.core.dicomdir import TreeIndex, is_dicomdir_name, read_dicomdir
-from viewer.core.store import AddStatus, NotDicomError, PreparedObject, StoreError, StoreFullError, StudyStore
+from viewer.core.store import (
+    AddStatus,
+    ChainedStream,
+    NotDicomError,
+    PreparedObject,
+    StoreError,
+    StoreFullError,
+    StudyStore,
+)
 from viewer.core.tasks import Cancelled, CancelToken, Progress, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -290,16 +297,16 @@ def _import_items(
         progress(Progress(0, report.total, started, "starting"))
     in_flight: deque[tuple[ImportItem, Future[_Outcome]]] = deque()
     queue = iter(items)
-    with _prepare_pool(store, items) as pool:
+    with _prepare_pool() as pool:
         try:
             while True:
-                with store.batch():
+                with store.batch(release_cache=True):
                     for _ in range(BATCH_SIZE):
                         while len(in_flight) < WORKERS * 2 and not cancel.cancelled:
                             item = next(queue, None)
                             if item is None:
                                 break
-                            in_flight.append((item, pool.submit(*_prepare_call(pool, store, item))))
+                            in_flight.append((item, pool.submit(_prepare, store, item)))
                         if cancel.cancelled:
                             report.cancelled = True
                             return
@@ -319,47 +326,14 @@ def _import_items(
             for _item, future in in_flight:
                 outcome = future.result()
                 if outcome.prepared is not None:
-                    outcome.prepared.discard()
+                    store.discard_prepared(outcome.prepared)
 
 
-# Parsing headers is Python work that holds the GIL, so a large import of plain files prepares in worker
-# processes (spawned, not forked: the GUI and the SCP run threads); small imports and archive members,
-# whose open() cannot cross a process boundary, use threads and skip the start-up cost.
-PROCESS_THRESHOLD = 200
-
-
-def _prepare_pool(store: StudyStore, items: list[ImportItem]) -> Executor:
-    plain_files = all(isinstance(item.open, functools.partial) for item in items)
-    if len(items) >= PROCESS_THRESHOLD and plain_files and not os.environ.get("LIGHTBOX_IMPORT_THREADS"):
-        try:
-            return ProcessPoolExecutor(
-                max_workers=WORKERS,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_prepare_process,
-                initargs=(str(store.root), store.durable),
-            )
-        except (OSError, ValueError) as exc:  # no process support here: threads still work
-            log.info("import falls back to threads: %s", exc)
+def _prepare_pool() -> Executor:
+    # Threads, not processes: with the header scanner the Python part of preparing a file is a fraction
+    # of a millisecond, and reading, hashing and writing release the GIL. (Worker processes were tried
+    # when headers were parsed with pydicom; their start-up and pickling then cost more than they saved.)
     return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import")
-
-
-def _prepare_call(pool: Executor, store: StudyStore, item: ImportItem) -> tuple:
-    if isinstance(pool, ProcessPoolExecutor):
-        return (_prepare_in_process, item)
-    return (_prepare, store, item)
-
-
-_PROCESS_STORE: StudyStore | None = None
-
-
-def _init_prepare_process(root: str, durable: bool) -> None:
-    global _PROCESS_STORE
-    _PROCESS_STORE = StudyStore.preparer(root, durable=durable)
-
-
-def _prepare_in_process(item: ImportItem) -> _Outcome:
-    assert _PROCESS_STORE is not None
-    return _prepare(_PROCESS_STORE, item)
 
 
 @dataclass
@@ -377,7 +351,7 @@ def _prepare(store: StudyStore, item: ImportItem) -> _Outcome:
             reason = sniff(head)
             if reason:
                 return _Outcome(skipped=reason)
-            return _Outcome(prepared=store.prepare_stream(_Rewound(head, fh), will_commit_in_batch=True))
+            return _Outcome(prepared=store.prepare_stream(ChainedStream(head, fh), will_commit_in_batch=True))
     except NotDicomError as exc:
         return _Outcome(skipped=str(exc))
     except StoreFullError as exc:
@@ -430,31 +404,3 @@ def _is_media_directory(item: ImportItem) -> bool:
         return MEDIA_STORAGE_DIRECTORY in (meta_class, str(ds.get("SOPClassUID", "")))
     except Exception:
         return False
-
-
-class _Rewound(io.RawIOBase):
-    """A read-only stream that replays the sniffed head before the rest (archive members cannot seek cheaply)."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            if len(data) < size:
-                data += self._rest.read(size - len(data))
-            return data
-        return self._rest.read(size)
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
