@@ -107,3 +107,17 @@ def test_settings_dialog_test_button_explains_a801(qtbot, ctx: AppContext) -> No
     )
     qtbot.waitUntil(lambda: "register" in label.text() or "Test retrieve" in label.text(), timeout=30000)
     assert "register NOTKNOWN at 127.0.0.1" in label.text()
+
+
+def test_local_node_tab_keeps_the_sync_each_instance_choice(qtbot, ctx: AppContext) -> None:
+    from viewer.core.settings import LocalNode
+    from viewer.ui.settings_dialog import LocalNodeTab
+
+    local = LocalNode()
+    assert local.sync_each_instance is False  # group sync is the default
+    tab = LocalNodeTab(local)
+    qtbot.addWidget(tab)
+    assert not tab.sync_each.isChecked()
+    tab.sync_each.setChecked(True)
+    tab.apply(local)
+    assert local.sync_each_instance is True

@@ -1,36 +1,35 @@
 """The embedded Storage + Verification SCP: what PACS and modalities push to this workstation.
 
-Received objects go through the same `StudyStore.add_bytes` as imports, so the atomic-write and
-duplicate rules are the store's. pynetdicom calls the C-STORE handler only once a data set has arrived
-completely, so an association aborted mid-object never reaches the store; the handler answers only
-after the store has made the instance durable.
+Received objects go through the same store as imports, so the atomic-write and duplicate rules are the
+store's. The acceptor hands a data set over only once its last fragment has arrived, so an association
+aborted mid-object never reaches the store. Each instance is written and indexed atomically before its
+C-STORE response; it is synced to disk with its association's others (at release, and within a second
+while the association lasts), or before its response when `LocalNode.sync_each_instance` is set.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
-from pynetdicom.pdu import P_DATA_TF
-from pynetdicom.pdu_primitives import SOPClassCommonExtendedNegotiation
+from pydicom.uid import UID
+from pynetdicom.dsutils import decode
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import ThreadedAssociationServer
 
+from viewer.core.header_scan import scan_dataset
 from viewer.core.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from viewer.core.settings import LocalNode
 from viewer.core.store import InvalidObjectError, NotDicomError, StoreFullError, StudyStore, check_uid
+from viewer.net.acceptor import Acceptor, AcceptorHandlers, AcceptorSettings, AssociationInfo, Command, Decision
 from viewer.net.contexts import (
     SCP_TRANSFER_SYNTAXES,
-    STORAGE_SERVICE_CLASS,
     UNCOMPRESSED,
     VERIFICATION,
     is_image_storage,
@@ -85,24 +84,35 @@ def store_received(
     transfer_syntax: str,
     affected_sop_class: str,
     affected_sop_instance: str,
-    decoded: Dataset | None,
     source: str,
     source_ae: str = "",
     max_bytes: int | None = None,
+    sync: bool = True,
 ) -> StoreOutcome:
     """Check and store one received data set; returns the C-STORE status to answer with.
 
-    Shared by the Storage SCP and the C-GET SCU (which receives instances the same way).
+    Shared by the Storage SCP and the C-GET SCU (which receives instances the same way). With `sync` False
+    the instance is written and indexed atomically but left to the store's group sync (see
+    `StudyStore.add_indexed`).
     """
     if max_bytes is not None and len(dataset_bytes) > max_bytes:
         return StoreOutcome(OUT_OF_RESOURCES, "object larger than this workstation accepts")
-    if decoded is None:
-        return StoreOutcome(CANNOT_UNDERSTAND, "data set cannot be decoded")
-    try:
-        sop_class = str(decoded.get("SOPClassUID", "") or "").strip()
-        sop_instance = str(decoded.get("SOPInstanceUID", "") or "").strip()
-    except Exception as exc:  # a hostile or corrupt element value
-        return StoreOutcome(CANNOT_UNDERSTAND, f"unreadable UID: {type(exc).__name__}"[:64])
+    scan = scan_dataset(dataset_bytes, offset=0, transfer_syntax=transfer_syntax)
+    if scan is not None and scan.truncation:
+        return StoreOutcome(CANNOT_UNDERSTAND, f"data set is incomplete: {scan.truncation}"[:64])
+    if scan is not None:
+        sop_class, sop_instance = scan.entry.instance.sop_class_uid, scan.entry.instance.sop_instance_uid
+        has_pixels = scan.has_pixel_data
+    else:
+        decoded = _decode(dataset_bytes, transfer_syntax)
+        if decoded is None:
+            return StoreOutcome(CANNOT_UNDERSTAND, "data set cannot be decoded")
+        try:
+            sop_class = str(decoded.get("SOPClassUID", "") or "").strip()
+            sop_instance = str(decoded.get("SOPInstanceUID", "") or "").strip()
+        except Exception as exc:  # a hostile or corrupt element value
+            return StoreOutcome(CANNOT_UNDERSTAND, f"unreadable UID: {type(exc).__name__}"[:64])
+        has_pixels = any(tag in decoded for tag in _PIXEL_TAGS)
     if not sop_class or not sop_instance:
         return StoreOutcome(CANNOT_UNDERSTAND, "missing SOP Class or SOP Instance UID")
     try:
@@ -115,12 +125,18 @@ def store_received(
     if affected_sop_instance and sop_instance != affected_sop_instance:
         return StoreOutcome(CANNOT_UNDERSTAND, "SOP Instance UID differs from the request")
 
-    buffer = BytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    buffer.write(encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae))
-    buffer.write(dataset_bytes)
+    file_bytes = b"".join(
+        (
+            b"\x00" * 128 + b"DICM",
+            encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae),
+            dataset_bytes,
+        )
+    )
     try:
-        result = store.add_bytes(buffer.getvalue(), source=source)
+        if scan is not None:
+            result = store.add_indexed(file_bytes, scan.entry, source=source, sync=sync)
+        else:
+            result = store.add_bytes(file_bytes, source=source)
     except StoreFullError as exc:
         return StoreOutcome(OUT_OF_RESOURCES, str(exc)[:64])
     except (InvalidObjectError, NotDicomError) as exc:
@@ -130,7 +146,7 @@ def store_received(
         return StoreOutcome(PROCESSING_FAILURE, f"storage error: {exc.strerror or exc}"[:64])
     status = SUCCESS
     comment = ""
-    if is_image_storage(sop_class) and not any(tag in decoded for tag in _PIXEL_TAGS):
+    if not has_pixels and is_image_storage(sop_class):
         # Level 2 storage keeps the object as sent, but the sender should know it is not a usable image.
         status, comment = WARNING_MISMATCH, "image object without pixel data"
     return StoreOutcome(
@@ -142,6 +158,25 @@ def store_received(
         result.study_uid,
         result.status.value == "duplicate",
     )
+
+
+def _decode(dataset_bytes: bytes, transfer_syntax: str) -> Dataset | None:
+    """Full pydicom decode, for what the header scanner declines (big endian, deflated, odd encodings)."""
+    syntax = UID(transfer_syntax)
+    try:
+        ds = decode(
+            BytesIO(dataset_bytes),
+            syntax.is_implicit_VR if syntax.is_transfer_syntax else True,
+            syntax.is_little_endian if syntax.is_transfer_syntax else True,
+            syntax.is_deflated if syntax.is_transfer_syntax else False,
+        )
+        # Touch the UIDs now so a malformed header fails here, not inside the store.
+        ds.get("SOPClassUID")
+        ds.get("SOPInstanceUID")
+        return ds
+    except Exception as exc:
+        log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
+        return None
 
 
 def _meta_element(group_element: int, vr: bytes, value: bytes) -> bytes:
@@ -190,20 +225,8 @@ def status_dataset(status: int, comment: str = "") -> Dataset:
     return rsp
 
 
-def decode_event_dataset(event: Any) -> Dataset | None:
-    try:
-        ds = event.dataset
-        # Touch the UIDs now so a malformed header fails here, not inside the store.
-        ds.get("SOPClassUID")
-        ds.get("SOPInstanceUID")
-        return ds
-    except Exception as exc:
-        log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
-        return None
-
-
-class StorageServer:
-    """Storage + Verification SCP running in pynetdicom's own threads."""
+class StorageServer(AcceptorHandlers):
+    """Storage + Verification SCP: our own lean acceptor (`viewer.net.acceptor`), one thread per association."""
 
     def __init__(
         self,
@@ -217,23 +240,24 @@ class StorageServer:
         self.local = local
         self.ssl_context = ssl_context
         self._listeners: list[Callable[[ScpEvent], None]] = [on_event] if on_event else []
-        self._server: ThreadedAssociationServer | None = None
-        self._ae: AE | None = None
+        self._acceptor: Acceptor | None = None
+        self._contexts: list[PresentationContext] = []
         self._lock = threading.Lock()
+        self._associations = 0
         self.received = 0
         self.failed = 0
 
     # ------------------------------------------------------------------ lifecycle
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._acceptor is not None
 
     @property
     def port(self) -> int:
         """The port actually listened on (useful when `local.port` is 0)."""
-        if self._server is None:
+        if self._acceptor is None:
             return self.local.port
-        return int(self._server.server_address[1])
+        return int(self._acceptor.server_address[1])
 
     @property
     def ae_title(self) -> str:
@@ -245,48 +269,33 @@ class StorageServer:
         return f"{self.local.ae_title} @ {self.port}" + (" (TLS)" if self.ssl_context else "")
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._acceptor is not None:
             return
-        ae = AE(ae_title=self.local.ae_title)
-        ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-        ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-        ae.maximum_associations = max(1, int(self.local.max_associations))
-        ae.maximum_pdu_size = int(self.local.max_pdu)
-        ae.acse_timeout = self.local.acse_timeout_s
-        ae.dimse_timeout = self.local.dimse_timeout_s
-        ae.network_timeout = self.local.network_timeout_s
-        ae.add_supported_context(VERIFICATION, UNCOMPRESSED[:2])
-        for uid in storage_sop_classes():
-            ae.add_supported_context(uid, SCP_TRANSFER_SYNTAXES)
-        handlers = [
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_REQUESTED, self._on_requested),
-            (evt.EVT_SOP_COMMON, self._on_sop_common),
-            (evt.EVT_ACCEPTED, self._on_accepted),
-            (evt.EVT_REJECTED, self._on_rejected),
-            (evt.EVT_RELEASED, self._on_released),
-            (evt.EVT_ABORTED, self._on_aborted),
-            (evt.EVT_CONN_OPEN, self._on_connection),
-        ]
-        if self.local.max_object_bytes:
-            handlers.append((evt.EVT_PDU_RECV, self._on_pdu))
-        server = ae.start_server(
-            (self.local.bind_address, int(self.local.port)),
-            block=False,
-            evt_handlers=handlers,
-            ssl_context=self.ssl_context,
+        if not self._contexts:
+            self._contexts = [_context(VERIFICATION, UNCOMPRESSED[:2])]
+            self._contexts += [_context(str(uid), SCP_TRANSFER_SYNTAXES) for uid in storage_sop_classes()]
+        settings = AcceptorSettings(
+            ae_title=self.local.ae_title,
+            implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+            implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+            max_pdu=int(self.local.max_pdu),
+            acse_timeout_s=self.local.acse_timeout_s,
+            dimse_timeout_s=self.local.dimse_timeout_s,
+            network_timeout_s=self.local.network_timeout_s,
         )
-        self._ae, self._server = ae, server
+        acceptor = Acceptor(
+            (self.local.bind_address, int(self.local.port)), settings, self, ssl_context=self.ssl_context
+        )
+        acceptor.start()
+        self._acceptor = acceptor
         self._emit(ScpEvent("started", message=self.status_text()))
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        acceptor, self._acceptor = self._acceptor, None
+        if acceptor is None:
             return
-        server.shutdown()
-        if self._ae is not None:
-            self._ae.shutdown()
+        acceptor.shutdown()
+        self.store.sync_pending()
         self._emit(ScpEvent("stopped"))
 
     def __enter__(self) -> StorageServer:
@@ -301,9 +310,9 @@ class StorageServer:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def active_associations(self) -> int:
-        return len(self._server.active_associations) if self._server else 0
+        with self._lock:
+            return self._associations
 
-    # ------------------------------------------------------------------ events
     def _emit(self, event: ScpEvent) -> None:
         for listener in list(self._listeners):
             try:
@@ -311,156 +320,121 @@ class StorageServer:
             except Exception:
                 log.exception("SCP event listener failed")
 
-    @staticmethod
-    def _who(event: Any) -> tuple[str, str]:
-        assoc = event.assoc
-        calling = ""
-        try:
-            calling = str(assoc.requestor.ae_title or "").strip()
-        except Exception:
-            pass
-        if not calling:
-            primitive = getattr(assoc.requestor, "primitive", None)
-            calling = str(getattr(primitive, "calling_ae_title", "") or "").strip()
-        address = f"{assoc.requestor.address}:{assoc.requestor.port}"
-        return calling, address
-
     def calling_ae_allowed(self, calling_ae: str) -> bool:
         if not self.local.restrict_calling_aes:
             return True
         return calling_ae.strip() in {a.strip() for a in self.local.allowed_calling_aes if a.strip()}
 
-    def _on_requested(self, event: Any) -> None:
+    # ------------------------------------------------------------------ protocol decisions
+    def negotiate(self, request: A_ASSOCIATE, info: AssociationInfo) -> Decision:
         """Refuse callers outside the allow-list; accept private and unknown storage classes an archive may send."""
-        assoc = event.assoc
-        calling, address = self._who(event)
-        if not self.calling_ae_allowed(calling):
-            log.warning("association from %s (%s) rejected: calling AE not in the allow-list", calling, address)
+        if not self.calling_ae_allowed(info.calling_ae):
+            log.warning(
+                "association from %s (%s) rejected: calling AE not in the allow-list", info.calling_ae, info.address
+            )
+            self._emit(
+                ScpEvent("rejected", info.calling_ae, info.address, message="calling AE title not in the allow-list")
+            )
             # A-ASSOCIATE-RJ permanent, service-user, "calling AE title not recognised" (PS3.8 9.3.4).
-            assoc.acse.send_reject(0x01, 0x01, 0x03)
-            self._emit(ScpEvent("rejected", calling, address, message="calling AE title not in the allow-list"))
-            assoc.kill()
-            return
-        proposed = assoc.requestor.primitive.presentation_context_definition_list or []
-        known = {cx.abstract_syntax for cx in assoc.acceptor.supported_contexts}
-        extra: list[PresentationContext] = []
-        for cx in proposed:
-            uid = cx.abstract_syntax
-            if uid in known or not looks_like_storage(uid):
-                continue
-            context = PresentationContext()
-            context.abstract_syntax = uid
-            context.transfer_syntax = list(SCP_TRANSFER_SYNTAXES)
-            extra.append(context)
-            known.add(uid)
-        if extra:
-            assoc.acceptor.supported_contexts = [*assoc.acceptor.supported_contexts, *extra]
+            return Decision(reject=(0x01, 0x01, 0x03))
+        with self._lock:
+            if self._associations >= max(1, int(self.local.max_associations)):
+                busy = True
+            else:
+                busy = False
+                self._associations += 1
+        if busy:
+            log.info("association from %s (%s) rejected: too many associations", info.calling_ae, info.address)
+            self._emit(ScpEvent("rejected", info.calling_ae, info.address, message="too many associations"))
+            # Transient, service-provider (presentation), local limit exceeded.
+            return Decision(reject=(0x02, 0x03, 0x02))
+        known = storage_sop_classes_set() | {VERIFICATION}
+        extra = [
+            _context(str(cx.abstract_syntax), SCP_TRANSFER_SYNTAXES)
+            for cx in request.presentation_context_definition_list or []
+            if str(cx.abstract_syntax) not in known and looks_like_storage(str(cx.abstract_syntax))
+        ]
+        return Decision(contexts=self._contexts + _unique(extra))
 
-    def _on_sop_common(self, event: Any) -> dict[str, SOPClassCommonExtendedNegotiation]:
-        """Tell pynetdicom that the private classes we accepted belong to the Storage service."""
-        items: dict[str, SOPClassCommonExtendedNegotiation] = {}
-        proposed = event.assoc.requestor.primitive.presentation_context_definition_list or []
-        for cx in proposed:
-            uid = cx.abstract_syntax
-            if looks_like_storage(uid) and uid not in storage_sop_classes_set():
-                item = SOPClassCommonExtendedNegotiation()
-                item.sop_class_uid = uid
-                item.service_class_uid = STORAGE_SERVICE_CLASS
-                items[uid] = item
-        # Keep whatever the requestor proposed for standard classes out: we do not act on it.
-        return items
+    def accepted(self, info: AssociationInfo) -> None:
+        self._emit(ScpEvent("accepted", info.calling_ae, info.address))
 
-    @staticmethod
-    def _on_connection(event: Any) -> None:
-        """Cut per-message latency: no Nagle delay on our small C-STORE responses, and a shorter idle poll in
-        pynetdicom's DUL loop (its 1 ms default sleep dominates for small instances on a loaded machine)."""
-        try:
-            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            event.assoc.dul._run_loop_delay = 0.0002
-        except (AttributeError, OSError):
-            pass
+    def finished(self, info: AssociationInfo, how: str, detail: str = "") -> None:
+        with self._lock:
+            self._associations -= 1
+        if not self.local.sync_each_instance:
+            # What an association delivered is on disk before we report it finished.
+            try:
+                self.store.sync_pending()
+            except OSError as exc:
+                log.error("could not sync received instances: %s", exc)
+        self._emit(ScpEvent(how, info.calling_ae, info.address, message=detail))
 
-    def _on_accepted(self, event: Any) -> None:
-        calling, address = self._who(event)
-        self._emit(ScpEvent("accepted", calling, address))
-
-    def _on_rejected(self, event: Any) -> None:
-        calling, address = self._who(event)
-        log.info("association from %s (%s) rejected", calling, address)
-        self._emit(ScpEvent("rejected", calling, address, message="calling AE not allowed or too many associations"))
-
-    def _on_released(self, event: Any) -> None:
-        calling, address = self._who(event)
-        self._emit(ScpEvent("released", calling, address))
-
-    def _on_aborted(self, event: Any) -> None:
-        calling, address = self._who(event)
-        self._emit(ScpEvent("aborted", calling, address))
-
-    def _on_echo(self, event: Any) -> int:
-        calling, address = self._who(event)
-        self._emit(ScpEvent("echo", calling, address))
+    def c_echo(self, info: AssociationInfo) -> int:
+        self._emit(ScpEvent("echo", info.calling_ae, info.address))
         return SUCCESS
 
-    def _on_pdu(self, event: Any) -> None:
-        """Abort an association whose current object grows past the size limit, before it fills memory."""
-        if not isinstance(event.pdu, P_DATA_TF):
-            return
-        message = getattr(event.assoc.dimse, "message", None)
-        data_set = getattr(message, "data_set", None)
-        if data_set is None:
-            return
-        size = data_set.tell() + sum(
-            len(item.presentation_data_value) for item in event.pdu.presentation_data_value_items
-        )
-        if size > self.local.max_object_bytes:
-            calling, address = self._who(event)
-            log.warning(
-                "aborting association from %s: object larger than %d bytes", calling, self.local.max_object_bytes
-            )
-            self._emit(ScpEvent("refused", calling, address, OUT_OF_RESOURCES, message="object too large"))
-            event.assoc.abort(block=False)
+    def too_large(self, info: AssociationInfo, size: int) -> bool:
+        limit = self.local.max_object_bytes
+        if not limit or size <= limit:
+            return False
+        log.warning("aborting association from %s: object larger than %d bytes", info.calling_ae, limit)
+        self._emit(ScpEvent("refused", info.calling_ae, info.address, OUT_OF_RESOURCES, message="object too large"))
+        return True
 
-    def _on_store(self, event: Any) -> Dataset:
-        calling, address = self._who(event)
-        request = event.request
+    def c_store(
+        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes
+    ) -> tuple[int, str]:
         try:
-            raw = request.DataSet.getvalue()
             outcome = store_received(
                 self.store,
-                dataset_bytes=raw,
-                transfer_syntax=str(event.context.transfer_syntax),
-                affected_sop_class=str(request.AffectedSOPClassUID or ""),
-                affected_sop_instance=str(request.AffectedSOPInstanceUID or ""),
-                decoded=decode_event_dataset(event),
-                source=f"scp:{calling}",
-                source_ae=calling,
+                dataset_bytes=data_set,
+                transfer_syntax=transfer_syntax,
+                affected_sop_class=command.affected_sop_class,
+                affected_sop_instance=command.affected_sop_instance,
+                source=f"scp:{info.calling_ae}",
+                source_ae=info.calling_ae,
                 max_bytes=self.local.max_object_bytes or None,
+                sync=self.local.sync_each_instance,
             )
         except Exception as exc:  # never let a bug turn into a silent "success"
             log.exception("C-STORE handler failed")
             outcome = StoreOutcome(PROCESSING_FAILURE, f"internal error: {type(exc).__name__}"[:64])
+        stored = outcome.status in (SUCCESS, WARNING_MISMATCH)
         with self._lock:
-            if outcome.status in (SUCCESS, WARNING_MISMATCH):
+            if stored:
                 self.received += 1
             else:
                 self.failed += 1
-        kind = "stored" if outcome.status in (SUCCESS, WARNING_MISMATCH) else "refused"
         self._emit(
             ScpEvent(
-                kind,
-                calling,
-                address,
+                "stored" if stored else "refused",
+                info.calling_ae,
+                info.address,
                 outcome.status,
-                outcome.sop_instance_uid or str(request.AffectedSOPInstanceUID or ""),
-                outcome.sop_class_uid or str(request.AffectedSOPClassUID or ""),
+                outcome.sop_instance_uid or command.affected_sop_instance,
+                outcome.sop_class_uid or command.affected_sop_class,
                 outcome.series_uid,
                 outcome.study_uid,
                 outcome.duplicate,
                 outcome.comment,
             )
         )
-        return status_dataset(outcome.status, outcome.comment)
+        return outcome.status, outcome.comment
+
+
+def _context(abstract_syntax: str, transfer_syntaxes: Sequence[str]) -> PresentationContext:
+    context = PresentationContext()
+    context.abstract_syntax = abstract_syntax
+    context.transfer_syntax = list(transfer_syntaxes)
+    return context
+
+
+def _unique(contexts: list[PresentationContext]) -> list[PresentationContext]:
+    seen: dict[str, PresentationContext] = {}
+    for context in contexts:
+        seen.setdefault(str(context.abstract_syntax), context)
+    return list(seen.values())
 
 
 _STORAGE_SET: set[str] | None = None

@@ -32,7 +32,7 @@ from viewer.net.contexts import (
     VERIFICATION,
     storage_sop_classes,
 )
-from viewer.net.scp import ScpEvent, decode_event_dataset, status_dataset, store_received
+from viewer.net.scp import ScpEvent, status_dataset, store_received
 from viewer.net.statuses import (
     Category,
     FailureKind,
@@ -694,7 +694,6 @@ def get(
             transfer_syntax=str(event.context.transfer_syntax),
             affected_sop_class=str(request.AffectedSOPClassUID or ""),
             affected_sop_instance=str(request.AffectedSOPInstanceUID or ""),
-            decoded=decode_event_dataset(event),
             source=f"get:{node.ae_title}",
             source_ae=node.ae_title,
             max_bytes=local.max_object_bytes or None,

@@ -73,6 +73,12 @@ class LocalNodeTab(QWidget):
         self.acse = _seconds(local.acse_timeout_s)
         self.dimse = _seconds(local.dimse_timeout_s)
         self.network = _seconds(local.network_timeout_s)
+        self.sync_each = QCheckBox("Sync every received instance to disk before acknowledging it (slower)")
+        self.sync_each.setToolTip(
+            "Off: received instances are written safely and synced to disk together, at the end of each transfer "
+            "and at least every second. On: each one is synced before the sender is told it arrived."
+        )
+        self.sync_each.setChecked(local.sync_each_instance)
         form = QFormLayout(self)
         form.addRow(self.enabled)
         form.addRow("AE title", self.ae_title)
@@ -86,6 +92,7 @@ class LocalNodeTab(QWidget):
         form.addRow("ACSE timeout", self.acse)
         form.addRow("DIMSE timeout", self.dimse)
         form.addRow("Network timeout", self.network)
+        form.addRow(self.sync_each)
 
     def apply(self, local: LocalNode) -> None:
         local.enabled = self.enabled.isChecked()
@@ -100,6 +107,7 @@ class LocalNodeTab(QWidget):
         local.acse_timeout_s = self.acse.value()
         local.dimse_timeout_s = self.dimse.value()
         local.network_timeout_s = self.network.value()
+        local.sync_each_instance = self.sync_each.isChecked()
 
 
 class NodesTab(QWidget):

@@ -1,0 +1,529 @@
+"""A lean DICOM upper-layer acceptor for the Storage and Verification SCP.
+
+pynetdicom's acceptor runs three threads per association that hand every PDU and DIMSE message to each
+other through polled queues; with small instances that hand-off, not the network or the disk, sets the
+pace (a pynetdicom SCP whose C-STORE handler does nothing reaches about a fifth of DCMTK storescp's rate).
+Here one thread per association reads PDUs straight off its socket, reassembles the command and data set
+fragments and answers in the same thread. pynetdicom still does the part worth sharing: decoding the
+A-ASSOCIATE-RQ, presentation context and role negotiation, and encoding the A-ASSOCIATE-AC.
+
+The protocol handled is exactly what a Storage/Verification SCP needs (PS3.8 and PS3.7): association
+accept/reject, P-DATA with C-STORE and C-ECHO, release, abort, and the ARTIM-like timeouts. Anything else
+a requestor sends is answered the way PS3.7 says (unrecognised operation) or ends the association with an
+A-ABORT naming the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import (
+    A_ASSOCIATE,
+    ImplementationClassUIDNotification,
+    ImplementationVersionNameNotification,
+    MaximumLengthNotification,
+    SCP_SCU_RoleSelectionNegotiation,
+)
+from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+
+log = logging.getLogger(__name__)
+
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+VERIFICATION = "1.2.840.10008.1.1"
+
+C_STORE_RQ, C_STORE_RSP = 0x0001, 0x8001
+C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
+C_CANCEL_RQ = 0x0FFF
+NO_DATA_SET = 0x0101
+UNRECOGNISED_OPERATION = 0x0211
+
+# A-ABORT source 2 (service provider) reasons, PS3.8 9.3.8
+ABORT_UNEXPECTED_PDU = 0x02
+ABORT_INVALID_PARAMETER = 0x06
+ABORT_UNSPECIFIED = 0x00
+
+# Largest A-ASSOCIATE-RQ we read; real ones are a few KiB even with hundreds of contexts.
+_MAX_ASSOCIATE_RQ = 1 << 20
+# Largest P-DATA PDU we read when the requestor ignores the maximum we announced.
+_MAX_PDATA = 64 << 20
+
+
+class ProtocolError(Exception):
+    """The requestor broke the upper-layer protocol; the association is aborted with `reason`."""
+
+    def __init__(self, message: str, reason: int = ABORT_UNEXPECTED_PDU) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PeerClosed(Exception):
+    """The connection closed (or an A-ABORT arrived) while we waited for data."""
+
+
+@dataclass
+class Command:
+    """A decoded DIMSE command set: the few elements a Storage/Verification SCP acts on."""
+
+    field: int = 0
+    message_id: int = 0
+    data_set_type: int = NO_DATA_SET
+    affected_sop_class: str = ""
+    affected_sop_instance: str = ""
+    move_originator_ae: str = ""
+
+
+@dataclass
+class AssociationInfo:
+    calling_ae: str
+    called_ae: str
+    address: str
+    contexts: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (abstract, transfer syntax)
+    peer_max_pdu: int = 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the SCP says to an A-ASSOCIATE-RQ: accept with `contexts`, or reject with (result, source, reason)."""
+
+    contexts: Sequence[PresentationContext] = ()
+    reject: tuple[int, int, int] | None = None
+
+
+class AcceptorHandlers:
+    """What the SCP decides; the acceptor only speaks the protocol. All calls come from association threads."""
+
+    def negotiate(self, request: A_ASSOCIATE, info: AssociationInfo) -> Decision:
+        raise NotImplementedError
+
+    def accepted(self, info: AssociationInfo) -> None: ...
+
+    def c_store(
+        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes
+    ) -> tuple[int, str]:
+        raise NotImplementedError
+
+    def c_echo(self, info: AssociationInfo) -> int:
+        return 0x0000
+
+    def too_large(self, info: AssociationInfo, size: int) -> bool:
+        """True when a data set of `size` bytes (still arriving) must be refused by aborting."""
+        return False
+
+    def finished(self, info: AssociationInfo, how: str, detail: str = "") -> None:
+        """`how` is 'released' or 'aborted'."""
+
+
+@dataclass
+class AcceptorSettings:
+    ae_title: str
+    implementation_class_uid: str
+    implementation_version_name: str
+    max_pdu: int = 116794
+    acse_timeout_s: float = 30.0
+    dimse_timeout_s: float = 60.0
+    network_timeout_s: float = 60.0
+
+
+class Acceptor:
+    """Listens on one address and runs each association in its own daemon thread."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        settings: AcceptorSettings,
+        handlers: AcceptorHandlers,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.ssl_context = ssl_context
+        self._listener = socket.create_server(address, reuse_port=False)
+        self._listener.settimeout(0.5)
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._thread = threading.Thread(target=self._serve, name="lightbox-scp-accept", daemon=True)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        return self._listener.getsockname()[:2]
+
+    def active_associations(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            connections, threads = list(self._connections), list(self._threads)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, peer = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            thread = threading.Thread(
+                target=self._run_association, args=(conn, peer), name="lightbox-scp-association", daemon=True
+            )
+            with self._lock:
+                self._connections.add(conn)
+                self._threads.add(thread)
+            thread.start()
+
+    def _run_association(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(self.settings.acse_timeout_s or None)
+            if self.ssl_context is not None:
+                try:
+                    tls = self.ssl_context.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError) as exc:
+                    log.info("TLS handshake from %s:%s failed: %s", peer[0], peer[1], exc)
+                    return
+                with self._lock:
+                    self._connections.discard(conn)
+                    self._connections.add(tls)
+                conn = tls
+            _Association(self, conn, f"{peer[0]}:{peer[1]}").run()
+        except Exception:
+            log.exception("association thread failed")
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            with self._lock:
+                self._connections.discard(conn)
+                self._threads.discard(threading.current_thread())
+
+
+class _Association:
+    def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str) -> None:
+        self.acceptor = acceptor
+        self.settings = acceptor.settings
+        self.handlers = acceptor.handlers
+        self.conn = conn
+        self.reader = conn.makefile("rb", buffering=1 << 16)
+        self.info = AssociationInfo("", "", address)
+
+    # ------------------------------------------------------------------ wire
+    def _read_exact(self, size: int) -> bytes:
+        data = self.reader.read(size)
+        if data is None or len(data) < size:
+            raise PeerClosed("connection closed")
+        return data
+
+    def _read_pdu(self) -> tuple[int, bytes]:
+        header = self._read_exact(6)
+        pdu_type, length = header[0], struct.unpack(">I", header[2:6])[0]
+        limit = _MAX_ASSOCIATE_RQ if pdu_type == 0x01 else _MAX_PDATA
+        if length > limit:
+            raise ProtocolError(f"PDU of {length} bytes is larger than allowed", ABORT_INVALID_PARAMETER)
+        return pdu_type, self._read_exact(length)
+
+    def _send(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+    def _send_abort(self, reason: int) -> None:
+        try:
+            self._send(b"\x07\x00\x00\x00\x00\x04\x00\x00\x02" + bytes([reason]))
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> None:
+        try:
+            if not self._associate():
+                return
+        except (PeerClosed, OSError):
+            return
+        except ProtocolError as exc:
+            log.info("association request from %s refused: %s", self.info.address, exc)
+            self._send_abort(exc.reason)
+            return
+        how, detail = "aborted", ""
+        try:
+            self.conn.settimeout(self._idle_timeout())
+            self._transfer()
+            how = "released"
+        except PeerClosed as exc:
+            detail = str(exc)
+        except ProtocolError as exc:
+            detail = str(exc)
+            log.info("aborting association from %s: %s", self.info.address, exc)
+            self._send_abort(exc.reason)
+        except TimeoutError:
+            detail = "timed out"
+            self._send_abort(ABORT_UNSPECIFIED)
+        except OSError as exc:
+            detail = exc.strerror or type(exc).__name__
+        except Exception as exc:  # a bug of ours: end the association cleanly rather than leave the peer hanging
+            log.exception("association from %s failed", self.info.address)
+            detail = f"internal error: {type(exc).__name__}"
+            self._send_abort(ABORT_UNSPECIFIED)
+        self.handlers.finished(self.info, how, detail)
+
+    def _idle_timeout(self) -> float | None:
+        timeouts = [t for t in (self.settings.network_timeout_s, self.settings.dimse_timeout_s) if t]
+        return min(timeouts) if timeouts else None
+
+    def _associate(self) -> bool:
+        pdu_type, body = self._read_pdu()
+        if pdu_type != 0x01:
+            raise ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
+        request_pdu = A_ASSOCIATE_RQ()
+        try:
+            request_pdu.decode(b"\x01\x00" + struct.pack(">I", len(body)) + body)
+            request = request_pdu.to_primitive()
+        except Exception as exc:
+            raise ProtocolError(f"malformed A-ASSOCIATE-RQ ({type(exc).__name__})", ABORT_INVALID_PARAMETER) from exc
+        self.info.calling_ae = str(request.calling_ae_title or "").strip()
+        self.info.called_ae = str(request.called_ae_title or "").strip()
+        for item in request.user_information or []:
+            if isinstance(item, MaximumLengthNotification):
+                self.info.peer_max_pdu = int(item.maximum_length_received or 0)
+        if str(request.application_context_name) != APPLICATION_CONTEXT:
+            decision = Decision(reject=(0x01, 0x01, 0x02))  # application context name not supported
+        else:
+            decision = self.handlers.negotiate(request, self.info)
+        if decision.reject is not None:
+            result, source, reason = decision.reject
+            self._send(b"\x03\x00\x00\x00\x00\x04\x00" + bytes([result, source, reason]))
+            self._await_close()
+            return False
+
+        roles = {
+            str(item.sop_class_uid): (item.scu_role, item.scp_role)
+            for item in request.user_information or []
+            if isinstance(item, SCP_SCU_RoleSelectionNegotiation)
+        }
+        results, role_items = negotiate_as_acceptor(
+            request.presentation_context_definition_list, list(decision.contexts), roles or None
+        )
+        self.info.contexts = {
+            int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+            for cx in results
+            if cx.result == 0x00 and cx.context_id is not None
+        }
+        response = A_ASSOCIATE()
+        response.application_context_name = APPLICATION_CONTEXT
+        response.calling_ae_title = request.calling_ae_title
+        response.called_ae_title = request.called_ae_title
+        response.result = 0x00
+        response.result_source = 0x01
+        response.presentation_context_definition_results_list = results
+        max_length = MaximumLengthNotification()
+        max_length.maximum_length_received = int(self.settings.max_pdu)
+        class_uid = ImplementationClassUIDNotification()
+        class_uid.implementation_class_uid = self.settings.implementation_class_uid
+        version = ImplementationVersionNameNotification()
+        version.implementation_version_name = self.settings.implementation_version_name
+        response.user_information = [max_length, class_uid, version, *role_items]
+        accept_pdu = A_ASSOCIATE_AC()
+        accept_pdu.from_primitive(response)
+        self._send(accept_pdu.encode())
+        self.handlers.accepted(self.info)
+        return True
+
+    def _await_close(self) -> None:
+        """After a reject the requestor closes the connection; give it a moment (ARTIM) to do so."""
+        try:
+            self.conn.settimeout(min(self.settings.acse_timeout_s or 5.0, 5.0))
+            self.reader.read(1)
+        except OSError:
+            pass
+
+    def _transfer(self) -> None:
+        command_parts: list[bytes] = []
+        data_parts: list[bytes] = []
+        data_size = 0
+        command: Command | None = None
+        context_id = 0
+        while True:
+            pdu_type, body = self._read_pdu()
+            if pdu_type == 0x05:  # A-RELEASE-RQ
+                self._send(b"\x06\x00\x00\x00\x00\x04\x00\x00\x00\x00")
+                return
+            if pdu_type == 0x07:  # A-ABORT
+                raise PeerClosed("aborted by the requestor")
+            if pdu_type != 0x04:
+                raise ProtocolError(f"unexpected PDU type 0x{pdu_type:02x} during the association")
+            offset, end = 0, len(body)
+            while offset < end:
+                if offset + 6 > end:
+                    raise ProtocolError("truncated presentation data value item", ABORT_INVALID_PARAMETER)
+                item_length = struct.unpack_from(">I", body, offset)[0]
+                item_end = offset + 4 + item_length
+                if item_length < 2 or item_end > end:
+                    raise ProtocolError("bad presentation data value length", ABORT_INVALID_PARAMETER)
+                pdv_context, control = body[offset + 4], body[offset + 5]
+                fragment = body[offset + 6 : item_end]
+                offset = item_end
+                if pdv_context not in self.info.contexts:
+                    raise ProtocolError(f"data on presentation context {pdv_context}, which was not accepted")
+                is_command, is_last = control & 0x01, control & 0x02
+                if is_command:
+                    if command is not None:
+                        raise ProtocolError("a new command arrived before the data set of the last one")
+                    command_parts.append(fragment)
+                    context_id = pdv_context
+                    if is_last:
+                        command = decode_command(b"".join(command_parts))
+                        command_parts = []
+                        if command.data_set_type == NO_DATA_SET:
+                            self._dispatch(context_id, command, b"")
+                            command = None
+                    continue
+                if command is None or pdv_context != context_id:
+                    raise ProtocolError("a data set arrived without its command")
+                data_parts.append(fragment)
+                data_size += len(fragment)
+                if self.handlers.too_large(self.info, data_size):
+                    raise ProtocolError("object larger than this workstation accepts", ABORT_UNSPECIFIED)
+                if is_last:
+                    data = data_parts[0] if len(data_parts) == 1 else b"".join(data_parts)
+                    data_parts, data_size = [], 0
+                    self._dispatch(context_id, command, data)
+                    command = None
+
+    # ------------------------------------------------------------------ DIMSE
+    def _dispatch(self, context_id: int, command: Command, data: bytes) -> None:
+        abstract, transfer_syntax = self.info.contexts[context_id]
+        if command.field == C_STORE_RQ:
+            status, comment = self.handlers.c_store(self.info, command, transfer_syntax, data)
+            response = encode_response(
+                C_STORE_RSP,
+                command.message_id,
+                status,
+                command.affected_sop_class or abstract,
+                command.affected_sop_instance,
+                comment,
+            )
+        elif command.field == C_ECHO_RQ:
+            status = self.handlers.c_echo(self.info)
+            response = encode_response(C_ECHO_RSP, command.message_id, status, command.affected_sop_class or abstract)
+        elif command.field == C_CANCEL_RQ:
+            return  # nothing of ours runs long enough to cancel
+        elif command.field & 0x8000:
+            raise ProtocolError(f"unexpected response command 0x{command.field:04x} from the requestor")
+        else:
+            response = encode_response(
+                command.field | 0x8000,
+                command.message_id,
+                UNRECOGNISED_OPERATION,
+                command.affected_sop_class or abstract,
+                command.affected_sop_instance,
+            )
+        self._send(encode_pdata(context_id, response, self.info.peer_max_pdu))
+
+
+# ---------------------------------------------------------------------- command set codec (implicit VR LE)
+_COMMAND_ELEMENT = struct.Struct("<HHI")
+
+
+def decode_command(data: bytes) -> Command:
+    command = Command()
+    offset, end = 0, len(data)
+    while offset < end:
+        if offset + 8 > end:
+            raise ProtocolError("truncated command set", ABORT_INVALID_PARAMETER)
+        group, element, length = _COMMAND_ELEMENT.unpack_from(data, offset)
+        offset += 8
+        value = data[offset : offset + length]
+        offset += length
+        if len(value) != length or group != 0x0000:
+            raise ProtocolError("malformed command set", ABORT_INVALID_PARAMETER)
+        if element == 0x0100:
+            command.field = _us(value)
+        elif element == 0x0110:
+            command.message_id = _us(value)
+        elif element == 0x0800:
+            command.data_set_type = _us(value)
+        elif element == 0x0002:
+            command.affected_sop_class = _uid(value)
+        elif element == 0x1000:
+            command.affected_sop_instance = _uid(value)
+        elif element == 0x1030:
+            command.move_originator_ae = value.decode("ascii", "replace").strip()
+    if not command.field:
+        raise ProtocolError("command set without a Command Field", ABORT_INVALID_PARAMETER)
+    return command
+
+
+def _us(value: bytes) -> int:
+    if len(value) != 2:
+        raise ProtocolError("bad US value in the command set", ABORT_INVALID_PARAMETER)
+    return int.from_bytes(value, "little")
+
+
+def _uid(value: bytes) -> str:
+    return value.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _element(element: int, value: bytes) -> bytes:
+    if len(value) % 2:
+        value += b"\x00" if element in (0x0002, 0x1000) else b" "
+    return _COMMAND_ELEMENT.pack(0x0000, element, len(value)) + value
+
+
+def encode_response(
+    command_field: int,
+    message_id: int,
+    status: int,
+    affected_sop_class: str = "",
+    affected_sop_instance: str = "",
+    error_comment: str = "",
+) -> bytes:
+    """A response command set, elements in tag order, with its group length."""
+    parts = []
+    if affected_sop_class:
+        parts.append(_element(0x0002, affected_sop_class.encode("ascii")))
+    parts.append(_element(0x0100, struct.pack("<H", command_field)))
+    parts.append(_element(0x0120, struct.pack("<H", message_id)))
+    parts.append(_element(0x0800, struct.pack("<H", NO_DATA_SET)))
+    parts.append(_element(0x0900, struct.pack("<H", status)))
+    if error_comment and status not in (0x0000,):
+        parts.append(_element(0x0902, error_comment.encode("ascii", "replace")[:64]))
+    if affected_sop_instance:
+        parts.append(_element(0x1000, affected_sop_instance.encode("ascii")))
+    body = b"".join(parts)
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def encode_pdata(context_id: int, command: bytes, peer_max_pdu: int) -> bytes:
+    """P-DATA-TF PDUs carrying a command set, split to the requestor's maximum PDU length."""
+    room = peer_max_pdu - 6 if peer_max_pdu and peer_max_pdu > 6 + 1 else len(command)
+    room = max(room, 1)
+    pdus = []
+    for start in range(0, len(command), room):
+        fragment = command[start : start + room]
+        last = start + room >= len(command)
+        item = struct.pack(">IBB", len(fragment) + 2, context_id, 0x03 if last else 0x01) + fragment
+        pdus.append(b"\x04\x00" + struct.pack(">I", len(item)) + item)
+    return b"".join(pdus)
