@@ -433,6 +433,16 @@ def _fast_ok() -> bool:
     )
 
 
+def _decode_direct(raw: bytes, codec: str) -> str:
+    """Text in a single-byte or UTF-8 character set; ISO 2022 escapes or bad bytes go to pydicom instead."""
+    if b"\x1b" in raw:
+        raise _Slow  # ISO 2022 escape sequences
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        raise _Slow from None
+
+
 def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str], dict[int, int | None]]:
     """(text, numbers): the wanted values as pydicom + the model's `_text` / `_int` give them.
 
@@ -470,24 +480,13 @@ def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str
             s = raw.decode("latin-1").rstrip("\0 ")
             out[tag] = "\\".join(v.strip() for v in s.split("\\")) if "\\" in s else s.strip()
         elif kind == _TXT:
-            if b"\x1b" in raw:
-                raise _Slow  # ISO 2022 escape sequences
-            try:
-                s = raw.decode(codec)
-            except UnicodeDecodeError:
-                raise _Slow from None
+            s = _decode_direct(raw, codec)
             if "\\" in s:
                 out[tag] = "\\".join(v.rstrip("\0 ") for v in s.split("\\"))
             else:
                 out[tag] = s.rstrip("\0 ").strip()
         elif kind == _PN:
-            raw = raw.rstrip(b"\0 ")
-            if b"\x1b" in raw:
-                raise _Slow
-            try:
-                s = raw.decode(codec)
-            except UnicodeDecodeError:
-                raise _Slow from None
+            s = _decode_direct(raw.rstrip(b"\0 "), codec)
             # str(PersonName) drops empty trailing component groups, i.e. trailing '='.
             if "\\" in s:
                 out[tag] = "\\".join(v.rstrip("=") for v in s.split("\\"))

@@ -460,35 +460,22 @@ class StudyStore:
         return entry, sha, size
 
     def _write_bytes(self, data: bytes | memoryview, tmp: Path, *, sync: bool) -> None:
-        try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-                if sync:
-                    out.flush()
-                    os.fsync(out.fileno())
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFullError("the disk holding the study store is full") from exc
-            raise
+        _write_chunks(tmp, [data], sync=sync)
 
     def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool | None = None) -> tuple[str, int]:
         if sync is None:
             sync = self.durable and not self._in_own_batch()
         digest = hashlib.sha256()
         size = 0
-        try:
-            with open(tmp, "wb") as out:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                if sync:
-                    out.flush()
-                    os.fsync(out.fileno())
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFullError("the disk holding the study store is full") from exc
-            raise
+
+        def hashed_chunks() -> Iterator[bytes]:
+            nonlocal size
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        _write_chunks(tmp, hashed_chunks(), sync=sync)
         return digest.hexdigest(), size
 
     def _parse_and_normalise(self, tmp: Path, sha: str, size: int) -> tuple[IndexEntry, Path, str, int]:
@@ -1240,6 +1227,21 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview], *, sync: bool) -> None:
+    """Write a new file, fsynced when asked; a full disk becomes `StoreFullError`."""
+    try:
+        with open(path, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StoreFullError("the disk holding the study store is full") from exc
+        raise
 
 
 def _release_page_cache(paths: Iterable[Path]) -> None:
