@@ -8,8 +8,10 @@ only wraps them in a QImage.
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -104,6 +106,11 @@ class TextMatch:
     text: str
 
 
+def _close_pdfium(handle: Any, lock: threading.RLock) -> None:
+    with lock:
+        handle.close()
+
+
 class PdfDocument:
     """An opened PDF. PDFium is not thread-safe, so every call holds one process-wide lock."""
 
@@ -122,6 +129,9 @@ class PdfDocument:
                 self.page_sizes = [self._pdf.get_page_size(i) for i in range(self.page_count)]
             except pdfium.PdfiumError as exc:
                 raise DocumentError(f"the encapsulated PDF cannot be opened: {exc}") from exc
+        # Closed when this object goes (or at exit) if nobody called close(): PDFium handles left to
+        # pypdfium2's own exit hook are reported as leaks.
+        self._closer = weakref.finalize(self, _close_pdfium, self._pdf, self._lock)
         if self.page_count == 0:
             raise DocumentError("the encapsulated PDF has no pages")
 
@@ -131,8 +141,7 @@ class PdfDocument:
         return cls(doc.payload, doc.title)
 
     def close(self) -> None:
-        with self._lock:
-            self._pdf.close()
+        self._closer()
 
     def render_page(self, index: int, scale: float = 1.0) -> np.ndarray:
         """Page `index` as an (H, W, 4) uint8 RGBA array; scale 1.0 = 72 dpi."""
