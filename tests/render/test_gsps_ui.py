@@ -52,3 +52,35 @@ def test_overlay_layer_draws_state_items_on_the_viewport(qtbot, tmp_path):
     assert viewport.voi is not None and viewport.voi.center == 40
     overlay.apply(None)
     assert LAYER not in viewport._overlay_items
+
+
+def test_viewer_displays_through_the_states_own_modality_lut(qtbot, tmp_path):
+    """The state's Rescale replaces the image's: the viewer's pixels equal the reference GSPS renderer's."""
+    import numpy as np
+
+    from viewer.render import gsps
+    from viewer.render.cache import FrameCache
+    from viewer.render.decode import ImageSource
+    from viewer.render.series import SeriesStack
+    from viewer.ui.presentation_items import PresentationOverlay
+    from viewer.ui.viewer.viewport import Viewport
+
+    path = shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm")
+    image = pydicom.dcmread(path, stop_before_pixels=True)
+    ps = build_gsps([image], GspsContent(items=[], window_center=1100, window_width=800))
+    ps.RescaleSlope, ps.RescaleIntercept, ps.RescaleType = 2, -100, "US"  # the image says 1 and -1024
+
+    stack = SeriesStack.from_paths([str(path)])
+    viewport = Viewport(FrameCache(stack.load_key))
+    qtbot.addWidget(viewport)
+    viewport.resize(256, 256)
+    viewport.set_stack(stack, 0)
+    qtbot.waitUntil(lambda: viewport.displayed_index == 0, timeout=5000)
+    overlay = PresentationOverlay(viewport)
+    overlay.apply(ps)
+    reference = gsps.render_grayscale(ps, ImageSource(str(path)), 0)
+    shown = np.asarray(viewport.image_item.image)
+    assert shown.shape == reference.shape
+    assert np.abs(shown.astype(int) - reference.astype(int)).max() <= 1
+    overlay.apply(None)  # back to the image's own rescale
+    assert viewport.presentation_modality is None

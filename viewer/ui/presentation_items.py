@@ -141,6 +141,7 @@ class PresentationOverlay:
         vp = self.viewport
         if ps is None:
             vp.remove_overlay_layer(LAYER)
+            vp.set_presentation_modality(None)
             vp.set_presentation_lut(None)
             vp.set_presentation_shape(None)
             vp.set_voi(None)
@@ -153,6 +154,7 @@ class PresentationOverlay:
             source, uid, frame = current
             header = source.frame_header(frame)
             signed = int(header.get("PixelRepresentation", 0) or 0) == 1
+            vp.set_presentation_modality(ps)
             voi = gsps.softcopy_voi(ps, uid, frame, signed=signed)
             if voi is not None:
                 vp.set_voi(voi)

@@ -22,6 +22,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -39,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from viewer.render.cache import FrameCache, neighbour_order
 from viewer.render.decode import overlay_mask
+from viewer.render.gsps import modality_header
 from viewer.render.lut import DisplayLut, LutData, Voi, Window, build_display_lut, min_max_window
 from viewer.render.measure import (
     Angle,
@@ -52,6 +54,9 @@ from viewer.render.measure import (
 from viewer.render.pipeline import Preset, default_voi, modality_value, presets_for, render_color
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
 from viewer.ui.viewer.frame_item import FrameItem
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +150,8 @@ class Viewport(QWidget):
         self.invert = False
         self.presentation_shape: str | None = None
         self.presentation_lut: LutData | None = None
+        # A presentation state's Modality LUT replaces the image's own for display (PS3.4 N.2).
+        self.presentation_modality: Dataset | None = None
         self.rotation = 0
         self.flip_h = False
         self.flip_v = False
@@ -325,7 +332,10 @@ class Viewport(QWidget):
                 if self.voi is None:
                     values = modality_value(header, np.array([frame.min(), frame.max()]))
                     self.voi = min_max_window(values)
-            lut = self._lut_for(header)
+            lut_header = header
+            if self.presentation_modality is not None:
+                lut_header = modality_header(self.presentation_modality, header)
+            lut = self._lut_for(lut_header)
             pixels = lut(frame)
             voi = self.voi
         if self.show_overlays:
@@ -423,6 +433,11 @@ class Viewport(QWidget):
 
     def set_presentation_lut(self, lut: LutData | None) -> None:
         self.presentation_lut = lut
+        self.rerender()
+
+    def set_presentation_modality(self, state: Dataset | None) -> None:
+        """Display through `state`'s Modality LUT instead of the image's (None: the image's own again)."""
+        self.presentation_modality = state
         self.rerender()
 
     # ----------------------------------------------------------------- geometry of the view
