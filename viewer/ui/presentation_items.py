@@ -1,13 +1,14 @@
 """Drawing a presentation state over B's `Viewport` (thin Qt layer; all DICOM work is in viewer.render.gsps).
 
 ``PresentationOverlay(viewport).apply(ps_dataset_or_None)``:
-* sets the viewport's VOI (Softcopy VOI for the shown image/frame), presentation LUT shape/sequence,
-  rotation/flip and zoom/pan from the displayed area, through the viewport's public setters;
+* sets the viewport's Modality LUT (the state's replaces the image's), VOI (Softcopy VOI for the shown
+  image/frame), presentation LUT shape/sequence, rotation/flip and zoom/pan from the displayed area, through
+  the viewport's public setters;
 * registers the overlay layer ``"presentation-state"`` (the viewport's ``add_overlay_layer`` hook) whose
   items, in image pixel coordinates, are the shutters and activated overlays (one RGBA pixmap) and the graphic
   and text annotations of the image/frame shown.
-The Modality LUT of the state is not pushed into the viewport (it keeps the image's own rescale); for the
-usual states (a copy of the image's rescale) that is the same.
+Pixel readouts and measurements keep the image's own rescale: they report the image's values (HU, say),
+whatever LUT the state displays them through.
 """
 
 from __future__ import annotations
