@@ -13,6 +13,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_charset_files
+from pydicom.filebase import DicomBytesIO
 
 from viewer.core.importer import import_paths
 from viewer.core.store import StudyQuery, StudyStore
@@ -66,3 +67,30 @@ def test_every_bundled_charset_sample_is_covered() -> None:
     samples = {n for n, p in CHARSET_FILES.items() if n.endswith(".dcm")}
     without_patient = {"chrSQEncoding.dcm", "chrSQEncoding1.dcm"}  # sequence-only samples, no instance UIDs
     assert samples - without_patient - set(EXPECTED_NAMES) == set()
+
+
+def test_iso_2022_ir_159_supplementary_kanji(tmp_path: Path) -> None:
+    """JIS X 0212 (ISO 2022 IR 159), for which pydicom ships no sample: the bytes are written by hand."""
+    from pydicom.data import get_testdata_file
+
+    expected = "Yamada^Tarou=丂丄^丅"
+    # ESC $ ( D switches to JIS X 0212; ESC ( B back to ASCII before each delimiter (PS3.5 6.1.2.5.3).
+    value = b"Yamada^Tarou=\x1b$(D0!0\x22\x1b(B^\x1b$(D0#\x1b(B"
+    value += b" " * (len(value) % 2)
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 159"]
+    ds.PatientName = "X" * len(value)  # a placeholder of the same length, replaced by the bytes above:
+    folder = tmp_path / "in"  # pydicom's own encoder leaves out the ESC ( B before delimiters
+    folder.mkdir()
+    buffer = DicomBytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    (folder / "IM0001").write_bytes(buffer.getvalue().replace(b"X" * len(value), value))
+    assert b"\x1b$(D" in (folder / "IM0001").read_bytes()
+    store = StudyStore(tmp_path / "store", durable=False)
+    try:
+        report = import_paths(store, [folder])
+        assert report.imported == 1, report.details()
+        (study,) = store.studies()
+        assert study.patient_name == expected
+    finally:
+        store.close()
