@@ -1027,9 +1027,12 @@ class StudyStore:
         if row is None:
             return []  # nothing was ever added without its own sync
         lost: list[tuple[str, str]] = []
-        # Only the Storage SCP adds without its own sync (see `add_indexed`).
-        recent = "SELECT sop_instance_uid, file, size, sha256 FROM instances WHERE added_at >= ? AND source LIKE ?"
-        for r in conn.execute(recent, (float(row[0]), "scp:%")):
+        # Only received instances (Storage SCP, C-GET) are added without their own sync (see `add_indexed`).
+        recent = (
+            "SELECT sop_instance_uid, file, size, sha256 FROM instances"
+            " WHERE added_at >= ? AND (source LIKE 'scp:%' OR source LIKE 'get:%')"
+        )
+        for r in conn.execute(recent, (float(row[0]),)):
             path = self.files_dir / r["file"]
             if r["sop_instance_uid"] in missing:
                 lost.append((r["sop_instance_uid"], r["file"]))

@@ -697,6 +697,7 @@ def get(
             source=f"get:{node.ae_title}",
             source_ae=node.ae_title,
             max_bytes=local.max_object_bytes or None,
+            sync=local.sync_each_instance,  # as for pushed instances: grouped, and synced before we return
         )
         if outcome.status in (0x0000, 0xB007):
             with lock:
@@ -731,6 +732,7 @@ def get(
     finally:
         watcher.close()
         _release(assoc)
+        store.sync_pending()
 
 
 def _classes_for(
