@@ -194,3 +194,46 @@ def test_protocol_violations_are_aborted_and_the_server_goes_on(server: tuple[St
     assert assoc.is_established
     assert int(assoc.send_c_store(_ct()).Status) == 0
     assoc.release()
+
+
+@pytest.mark.parametrize("matching", [True, False])
+def test_large_objects_are_spooled_to_the_store_not_memory(tmp_path: Path, matching: bool) -> None:
+    """Data sets over the spool threshold go to a temp file as they arrive; the result is the same, and a
+    refused one leaves nothing behind."""
+    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_pdu=16384)
+    store = StudyStore(tmp_path / "store")
+    server = StorageServer(store, local)
+    server.spool_above_bytes = 4096  # CT_small is ~39 KB: spooled after its first PDUs
+    spooled: list[object] = []
+    real_open = server.open_spool
+    server.open_spool = lambda *a: spooled.append(real_open(*a)) or spooled[-1]  # type: ignore[method-assign]
+    ds = _ct()
+    with server:
+        ae = AE("BIGSCU")
+        ae.add_requested_context(CT, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", server.port, ae_title=server.ae_title)
+        assert assoc.is_established
+        try:
+            if matching:
+                status = int(assoc.send_c_store(ds).Status)
+            else:  # the request names another instance than the data set holds
+                from tests.net.test_scp import send_as
+
+                assoc.release()
+                status = send_as(server, ds, "1.2.840.10008.5.1.4.1.1.4")  # MR class for a CT data set
+        finally:
+            if assoc.is_established:
+                assoc.release()
+    assert spooled and spooled[0] is not None
+    if matching:
+        assert status == 0
+        (instance,) = store.instances_for_study(ds.StudyInstanceUID)
+        stored = pydicom.dcmread(instance.path)
+        assert stored.SOPInstanceUID == ds.SOPInstanceUID and stored.PixelData == ds.PixelData
+        assert stored.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    else:
+        assert status == 0xA900
+        assert store.counts()["instances"] == 0
+    assert list(store.tmp_dir.iterdir()) == []
+    assert store.integrity_problems() == []
+    store.close()

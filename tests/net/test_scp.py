@@ -250,8 +250,11 @@ def test_concurrent_associations(scp, tmp_path: Path) -> None:
     assert server.store.counts()["instances"] == senders * 3
 
 
-def test_aborted_association_leaves_no_partial_instance(scp) -> None:
+@pytest.mark.parametrize("spooled", [False, True], ids=["in-memory", "spooled-to-disk"])
+def test_aborted_association_leaves_no_partial_instance(scp, spooled: bool) -> None:
     server, events = scp
+    if spooled:  # the data set outgrows the spool threshold after a few PDUs and goes to a temp file
+        server._acceptor.settings.spool_above_bytes = 64 * 1024
     ds = ct_dataset()
     ds.Rows, ds.Columns = 512, 512
     ds.PixelData = np.zeros((512, 512), dtype=np.uint16).tobytes()  # 512 KiB: many 16 KiB PDUs

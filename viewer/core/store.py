@@ -47,7 +47,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 
-from viewer.core.header_scan import scan_part10
+from viewer.core.header_scan import HeaderScan, scan_part10
 from viewer.core.model import (
     IndexEntry,
     Instance,
@@ -335,6 +335,36 @@ class StudyStore:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    def incoming(self) -> IncomingFile:
+        """A new file in the store's temp folder for an object too large to hold in memory while it arrives."""
+        return IncomingFile(self.tmp_dir / f"{uuid.uuid4().hex}.part")
+
+    def add_incoming(
+        self, incoming: IncomingFile, scan: HeaderScan | None, *, source: str = "", sync: bool = True
+    ) -> AddResult:
+        """Store a whole Part 10 file written through `incoming` (see `add_indexed` for `sync`).
+
+        `scan` is the caller's `header_scan.scan_file` of it; without one the file is parsed by pydicom.
+        """
+        sync = (sync or os.name != "posix") and self.durable
+        try:
+            incoming.close()
+            with open(incoming.path, "rb") as fh:
+                sha, size = self._rehash(fh)
+            if scan is not None:
+                if scan.truncation:
+                    raise InvalidObjectError(f"file is incomplete: {scan.truncation}")
+                self._check_entry(scan.entry)
+                entry = scan.entry
+            else:
+                entry, _, sha, size = self._parse_and_normalise(incoming.path, sha, size)
+            if sync:
+                with open(incoming.path, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            return self._commit(entry, incoming.path, sha, size, source, sync=sync)
+        finally:
+            incoming.discard()
 
     def sync_pending(self, *, mark_anyway: bool = False) -> None:
         """Make everything added with `sync=False` durable, and record up to when that holds."""
@@ -1173,6 +1203,34 @@ def _truncation(ds: Dataset, path: Path, file_size: int) -> str:
         if fh.read(8) not in _SEQUENCE_DELIMITERS:
             return f"{last.tag} does not end with its sequence delimiter"
     return ""
+
+
+class IncomingFile:
+    """A file being written into the store's temp folder; `StudyStore.add_incoming` stores it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115  (closed by close/discard)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._file is not None, "already closed"
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFullError("the disk holding the study store is full") from exc
+            raise
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def discard(self) -> None:
+        """Close and remove the temp file (after `add_incoming` has moved it into place, nothing is left)."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
 
 class ChainedStream(io.RawIOBase):

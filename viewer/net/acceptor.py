@@ -22,6 +22,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
 from pynetdicom.pdu_primitives import (
@@ -96,6 +97,14 @@ class Decision:
     reject: tuple[int, int, int] | None = None
 
 
+class Spool(Protocol):
+    """Where a large data set is written as it arrives, instead of memory."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def discard(self) -> None: ...
+
+
 class AcceptorHandlers:
     """What the SCP decides; the acceptor only speaks the protocol. All calls come from association threads."""
 
@@ -105,9 +114,15 @@ class AcceptorHandlers:
     def accepted(self, info: AssociationInfo) -> None: ...
 
     def c_store(
-        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes
+        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes | Spool
     ) -> tuple[int, str]:
+        """Store a data set: bytes, or the `open_spool` result it was written to (the handler owns it now)."""
         raise NotImplementedError
+
+    def open_spool(self, info: AssociationInfo, command: Command, transfer_syntax: str) -> Spool | None:
+        """Somewhere to write a data set that has outgrown `AcceptorSettings.spool_above_bytes`; None keeps
+        it in memory."""
+        return None
 
     def c_echo(self, info: AssociationInfo) -> int:
         return 0x0000
@@ -129,6 +144,7 @@ class AcceptorSettings:
     acse_timeout_s: float = 30.0
     dimse_timeout_s: float = 60.0
     network_timeout_s: float = 60.0
+    spool_above_bytes: int = 32 << 20
 
 
 class Acceptor:
@@ -360,6 +376,14 @@ class _Association:
             pass
 
     def _transfer(self) -> None:
+        self._spool: Spool | None = None
+        try:
+            self._transfer_messages()
+        finally:
+            if self._spool is not None:  # the association ended inside a large data set
+                self._spool.discard()
+
+    def _transfer_messages(self) -> None:
         command_parts: list[bytes] = []
         data_parts: list[bytes] = []
         data_size = 0
@@ -402,18 +426,31 @@ class _Association:
                     continue
                 if command is None or pdv_context != context_id:
                     raise ProtocolError("a data set arrived without its command")
-                data_parts.append(fragment)
                 data_size += len(fragment)
                 if self.handlers.too_large(self.info, data_size):
                     raise ProtocolError("object larger than this workstation accepts", ABORT_UNSPECIFIED)
+                if self._spool is None and data_size > self.settings.spool_above_bytes:
+                    self._spool = self.handlers.open_spool(self.info, command, self.info.contexts[context_id][1])
+                    if self._spool is not None:
+                        for part in data_parts:
+                            self._spool.write(part)
+                        data_parts = []
+                if self._spool is not None:
+                    self._spool.write(fragment)
+                else:
+                    data_parts.append(fragment)
                 if is_last:
-                    data = data_parts[0] if len(data_parts) == 1 else b"".join(data_parts)
+                    data: bytes | Spool
+                    if self._spool is not None:
+                        data, self._spool = self._spool, None
+                    else:
+                        data = data_parts[0] if len(data_parts) == 1 else b"".join(data_parts)
                     data_parts, data_size = [], 0
                     self._dispatch(context_id, command, data)
                     command = None
 
     # ------------------------------------------------------------------ DIMSE
-    def _dispatch(self, context_id: int, command: Command, data: bytes) -> None:
+    def _dispatch(self, context_id: int, command: Command, data: bytes | Spool) -> None:
         abstract, transfer_syntax = self.info.contexts[context_id]
         if command.field == C_STORE_RQ:
             status, comment = self.handlers.c_store(self.info, command, transfer_syntax, data)
@@ -425,6 +462,9 @@ class _Association:
                 command.affected_sop_instance,
                 comment,
             )
+        elif not isinstance(data, bytes):
+            data.discard()  # a data set spooled for a command that is not a C-STORE
+            raise ProtocolError(f"command 0x{command.field:04x} does not take a data set this large")
         elif command.field == C_ECHO_RQ:
             status = self.handlers.c_echo(self.info)
             response = encode_response(C_ECHO_RSP, command.message_id, status, command.affected_sop_class or abstract)

@@ -16,18 +16,35 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom.dsutils import decode
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 
-from viewer.core.header_scan import scan_dataset
+from viewer.core.header_scan import HeaderScan, scan_dataset, scan_file
 from viewer.core.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from viewer.core.settings import LocalNode
-from viewer.core.store import InvalidObjectError, NotDicomError, StoreFullError, StudyStore, check_uid
-from viewer.net.acceptor import Acceptor, AcceptorHandlers, AcceptorSettings, AssociationInfo, Command, Decision
+from viewer.core.store import (
+    IncomingFile,
+    InvalidObjectError,
+    NotDicomError,
+    StoreFullError,
+    StudyStore,
+    check_uid,
+)
+from viewer.net.acceptor import (
+    Acceptor,
+    AcceptorHandlers,
+    AcceptorSettings,
+    AssociationInfo,
+    Command,
+    Decision,
+    Spool,
+)
 from viewer.net.contexts import (
     SCP_TRANSFER_SYNTAXES,
     UNCOMPRESSED,
@@ -80,7 +97,7 @@ class StoreOutcome:
 def store_received(
     store: StudyStore,
     *,
-    dataset_bytes: bytes,
+    dataset_bytes: bytes | IncomingFile,
     transfer_syntax: str,
     affected_sop_class: str,
     affected_sop_instance: str,
@@ -91,59 +108,55 @@ def store_received(
 ) -> StoreOutcome:
     """Check and store one received data set; returns the C-STORE status to answer with.
 
-    Shared by the Storage SCP and the C-GET SCU (which receives instances the same way). With `sync` False
-    the instance is written and indexed atomically but left to the store's group sync (see
+    Shared by the Storage SCP and the C-GET SCU (which receives instances the same way). The data set comes
+    as bytes, or (a large object) as a whole Part 10 file already written through `open_received_file`. With
+    `sync` False the instance is written and indexed atomically but left to the store's group sync (see
     `StudyStore.add_indexed`).
     """
-    if max_bytes is not None and len(dataset_bytes) > max_bytes:
-        return StoreOutcome(OUT_OF_RESOURCES, "object larger than this workstation accepts")
-    scan = scan_dataset(dataset_bytes, offset=0, transfer_syntax=transfer_syntax)
-    if scan is not None and scan.truncation:
-        return StoreOutcome(CANNOT_UNDERSTAND, f"data set is incomplete: {scan.truncation}"[:64])
-    if scan is not None:
-        sop_class, sop_instance = scan.entry.instance.sop_class_uid, scan.entry.instance.sop_instance_uid
-        has_pixels = scan.has_pixel_data
-    else:
-        decoded = _decode(dataset_bytes, transfer_syntax)
-        if decoded is None:
-            return StoreOutcome(CANNOT_UNDERSTAND, "data set cannot be decoded")
-        try:
-            sop_class = str(decoded.get("SOPClassUID", "") or "").strip()
-            sop_instance = str(decoded.get("SOPInstanceUID", "") or "").strip()
-        except Exception as exc:  # a hostile or corrupt element value
-            return StoreOutcome(CANNOT_UNDERSTAND, f"unreadable UID: {type(exc).__name__}"[:64])
-        has_pixels = any(tag in decoded for tag in _PIXEL_TAGS)
-    if not sop_class or not sop_instance:
-        return StoreOutcome(CANNOT_UNDERSTAND, "missing SOP Class or SOP Instance UID")
+    incoming = dataset_bytes if isinstance(dataset_bytes, IncomingFile) else None
     try:
-        check_uid("SOP Class UID", sop_class)
-        check_uid("SOP Instance UID", sop_instance)
-    except InvalidObjectError as exc:
-        return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
-    if affected_sop_class and sop_class != affected_sop_class:
-        return StoreOutcome(DATASET_MISMATCH, "SOP Class UID differs from the request")
-    if affected_sop_instance and sop_instance != affected_sop_instance:
-        return StoreOutcome(CANNOT_UNDERSTAND, "SOP Instance UID differs from the request")
-
-    file_bytes = b"".join(
-        (
-            b"\x00" * 128 + b"DICM",
-            encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae),
-            dataset_bytes,
-        )
-    )
-    try:
-        if scan is not None:
-            result = store.add_indexed(file_bytes, scan.entry, source=source, sync=sync)
+        if incoming is not None:
+            incoming.close()
+            scan = scan_file(incoming.path)
+            identified = _identify_scan(scan) if scan is not None else _identify_file(incoming.path)
         else:
-            result = store.add_bytes(file_bytes, source=source)
-    except StoreFullError as exc:
-        return StoreOutcome(OUT_OF_RESOURCES, str(exc)[:64])
-    except (InvalidObjectError, NotDicomError) as exc:
-        return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
-    except OSError as exc:
-        log.error("could not store a received instance: %s", exc)
-        return StoreOutcome(PROCESSING_FAILURE, f"storage error: {exc.strerror or exc}"[:64])
+            assert isinstance(dataset_bytes, bytes)
+            if max_bytes is not None and len(dataset_bytes) > max_bytes:
+                return StoreOutcome(OUT_OF_RESOURCES, "object larger than this workstation accepts")
+            scan = scan_dataset(dataset_bytes, offset=0, transfer_syntax=transfer_syntax)
+            identified = _identify_scan(scan) if scan is not None else _identify_bytes(dataset_bytes, transfer_syntax)
+        if isinstance(identified, StoreOutcome):
+            return identified
+        sop_class, sop_instance, has_pixels = identified
+        refusal = _check_uids(sop_class, sop_instance, affected_sop_class, affected_sop_instance)
+        if refusal is not None:
+            return refusal
+        try:
+            if incoming is not None:
+                result = store.add_incoming(incoming, scan, source=source, sync=sync)
+            else:
+                assert isinstance(dataset_bytes, bytes)
+                file_bytes = b"".join(
+                    (
+                        b"\x00" * 128 + b"DICM",
+                        encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae),
+                        dataset_bytes,
+                    )
+                )
+                if scan is not None:
+                    result = store.add_indexed(file_bytes, scan.entry, source=source, sync=sync)
+                else:
+                    result = store.add_bytes(file_bytes, source=source)
+        except StoreFullError as exc:
+            return StoreOutcome(OUT_OF_RESOURCES, str(exc)[:64])
+        except (InvalidObjectError, NotDicomError) as exc:
+            return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
+        except OSError as exc:
+            log.error("could not store a received instance: %s", exc)
+            return StoreOutcome(PROCESSING_FAILURE, f"storage error: {exc.strerror or exc}"[:64])
+    finally:
+        if incoming is not None:
+            incoming.discard()
     status = SUCCESS
     comment = ""
     if not has_pixels and is_image_storage(sop_class):
@@ -158,6 +171,76 @@ def store_received(
         result.study_uid,
         result.status.value == "duplicate",
     )
+
+
+def open_received_file(
+    store: StudyStore, sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = ""
+) -> IncomingFile | None:
+    """A temp file in the store, started with the preamble and the file meta the request's UIDs give, for a
+    data set too large to hold in memory (`store_received` checks the data set's UIDs against them).
+    None when the request's UIDs cannot make a file meta."""
+    try:
+        check_uid("SOP Class UID", sop_class)
+        check_uid("SOP Instance UID", sop_instance)
+    except InvalidObjectError:
+        return None
+    if not sop_class or not sop_instance:
+        return None
+    incoming = store.incoming()
+    try:
+        incoming.write(b"\x00" * 128 + b"DICM" + encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae))
+    except BaseException:
+        incoming.discard()
+        raise
+    return incoming
+
+
+_Identified = tuple[str, str, bool]  # SOP Class UID, SOP Instance UID, has pixel data
+
+
+def _identify_scan(scan: HeaderScan) -> _Identified | StoreOutcome:
+    if scan.truncation:
+        return StoreOutcome(CANNOT_UNDERSTAND, f"data set is incomplete: {scan.truncation}"[:64])
+    return scan.entry.instance.sop_class_uid, scan.entry.instance.sop_instance_uid, scan.has_pixel_data
+
+
+def _identify_bytes(dataset_bytes: bytes, transfer_syntax: str) -> _Identified | StoreOutcome:
+    return _identify_decoded(_decode(dataset_bytes, transfer_syntax))
+
+
+def _identify_file(path: Path) -> _Identified | StoreOutcome:
+    try:
+        decoded: Dataset | None = pydicom.dcmread(path, defer_size=4096)
+    except Exception as exc:
+        log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
+        decoded = None
+    return _identify_decoded(decoded)
+
+
+def _identify_decoded(decoded: Dataset | None) -> _Identified | StoreOutcome:
+    if decoded is None:
+        return StoreOutcome(CANNOT_UNDERSTAND, "data set cannot be decoded")
+    try:
+        sop_class = str(decoded.get("SOPClassUID", "") or "").strip()
+        sop_instance = str(decoded.get("SOPInstanceUID", "") or "").strip()
+    except Exception as exc:  # a hostile or corrupt element value
+        return StoreOutcome(CANNOT_UNDERSTAND, f"unreadable UID: {type(exc).__name__}"[:64])
+    return sop_class, sop_instance, any(tag in decoded for tag in _PIXEL_TAGS)
+
+
+def _check_uids(sop_class: str, sop_instance: str, affected_class: str, affected_instance: str) -> StoreOutcome | None:
+    if not sop_class or not sop_instance:
+        return StoreOutcome(CANNOT_UNDERSTAND, "missing SOP Class or SOP Instance UID")
+    try:
+        check_uid("SOP Class UID", sop_class)
+        check_uid("SOP Instance UID", sop_instance)
+    except InvalidObjectError as exc:
+        return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
+    if affected_class and sop_class != affected_class:
+        return StoreOutcome(DATASET_MISMATCH, "SOP Class UID differs from the request")
+    if affected_instance and sop_instance != affected_instance:
+        return StoreOutcome(CANNOT_UNDERSTAND, "SOP Instance UID differs from the request")
+    return None
 
 
 def _decode(dataset_bytes: bytes, transfer_syntax: str) -> Dataset | None:
@@ -228,6 +311,10 @@ def status_dataset(status: int, comment: str = "") -> Dataset:
 class StorageServer(AcceptorHandlers):
     """Storage + Verification SCP: our own lean acceptor (`viewer.net.acceptor`), one thread per association."""
 
+    # Data sets larger than this are written to the store's temp folder as they arrive (a breast tomosynthesis
+    # or whole-slide object can be gigabytes; ten associations of those must not be held in memory).
+    spool_above_bytes = 32 << 20
+
     def __init__(
         self,
         store: StudyStore,
@@ -282,6 +369,7 @@ class StorageServer(AcceptorHandlers):
             acse_timeout_s=self.local.acse_timeout_s,
             dimse_timeout_s=self.local.dimse_timeout_s,
             network_timeout_s=self.local.network_timeout_s,
+            spool_above_bytes=self.spool_above_bytes,
         )
         acceptor = Acceptor(
             (self.local.bind_address, int(self.local.port)), settings, self, ssl_context=self.ssl_context
@@ -382,10 +470,20 @@ class StorageServer(AcceptorHandlers):
         self._emit(ScpEvent("refused", info.calling_ae, info.address, OUT_OF_RESOURCES, message="object too large"))
         return True
 
+    def open_spool(self, info: AssociationInfo, command: Command, transfer_syntax: str) -> IncomingFile | None:
+        """Large objects are written to the store's temp folder as they arrive, not held in memory."""
+        try:
+            return open_received_file(
+                self.store, command.affected_sop_class, command.affected_sop_instance, transfer_syntax, info.calling_ae
+            )
+        except (StoreFullError, OSError):
+            return None  # kept in memory; the store refuses it with A700 once it is whole
+
     def c_store(
-        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes
+        self, info: AssociationInfo, command: Command, transfer_syntax: str, data_set: bytes | Spool
     ) -> tuple[int, str]:
         try:
+            assert isinstance(data_set, (bytes, IncomingFile))
             outcome = store_received(
                 self.store,
                 dataset_bytes=data_set,
