@@ -237,3 +237,30 @@ def test_large_objects_are_spooled_to_the_store_not_memory(tmp_path: Path, match
     assert list(store.tmp_dir.iterdir()) == []
     assert store.integrity_problems() == []
     store.close()
+
+
+def test_silent_connections_are_capped_and_the_server_stays_usable(tmp_path: Path) -> None:
+    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_associations=1, acse_timeout_s=30.0)
+    store = StudyStore(tmp_path / "store")
+    with StorageServer(store, local) as server:  # room for 2 * 1 + 8 = 10 connections
+        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+        try:
+            time.sleep(0.3)
+            closed = 0
+            for sock in silent:
+                sock.settimeout(0.2)
+                try:
+                    closed += sock.recv(1) == b""
+                except TimeoutError:
+                    pass
+            assert closed == 2  # the connections past the cap were closed at once
+        finally:
+            for sock in silent:
+                sock.close()
+        time.sleep(0.3)  # the silent ones are gone: their threads see the close
+        ae = AE("AFTER")
+        ae.add_requested_context(CT, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", server.port, ae_title=server.ae_title)
+        assert assoc.is_established
+        assoc.release()
+    store.close()

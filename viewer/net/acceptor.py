@@ -145,6 +145,8 @@ class AcceptorSettings:
     dimse_timeout_s: float = 60.0
     network_timeout_s: float = 60.0
     spool_above_bytes: int = 32 << 20
+    # Connections still negotiating count too: a flood of silent connections must not cost a thread each.
+    max_connections: int = 64
 
 
 class Acceptor:
@@ -208,8 +210,14 @@ class Acceptor:
                 target=self._run_association, args=(conn, peer), name="lightbox-scp-association", daemon=True
             )
             with self._lock:
-                self._connections.add(conn)
-                self._threads.add(thread)
+                full = len(self._threads) >= self.settings.max_connections
+                if not full:
+                    self._connections.add(conn)
+                    self._threads.add(thread)
+            if full:
+                log.warning("connection from %s:%s closed: %d connections already open", *peer[:2], len(self._threads))
+                conn.close()
+                continue
             thread.start()
 
     def _run_association(self, conn: socket.socket, peer: tuple[str, int]) -> None:
@@ -334,6 +342,16 @@ class _Association:
             self._await_close()
             return False
 
+        try:
+            self._accept(request, decision)
+        except BaseException:
+            # The SCP counted this association when it decided to accept it; it must hear that it ended.
+            self.handlers.finished(self.info, "aborted", "the requestor went away during negotiation")
+            raise
+        self.handlers.accepted(self.info)
+        return True
+
+    def _accept(self, request: A_ASSOCIATE, decision: Decision) -> None:
         roles = {
             str(item.sop_class_uid): (item.scu_role, item.scp_role)
             for item in request.user_information or []
@@ -364,8 +382,6 @@ class _Association:
         accept_pdu = A_ASSOCIATE_AC()
         accept_pdu.from_primitive(response)
         self._send(accept_pdu.encode())
-        self.handlers.accepted(self.info)
-        return True
 
     def _await_close(self) -> None:
         """After a reject the requestor closes the connection; give it a moment (ARTIM) to do so."""

@@ -370,6 +370,7 @@ class StorageServer(AcceptorHandlers):
             dimse_timeout_s=self.local.dimse_timeout_s,
             network_timeout_s=self.local.network_timeout_s,
             spool_above_bytes=self.spool_above_bytes,
+            max_connections=2 * max(1, int(self.local.max_associations)) + 8,
         )
         acceptor = Acceptor(
             (self.local.bind_address, int(self.local.port)), settings, self, ssl_context=self.ssl_context
@@ -425,6 +426,12 @@ class StorageServer(AcceptorHandlers):
             )
             # A-ASSOCIATE-RJ permanent, service-user, "calling AE title not recognised" (PS3.8 9.3.4).
             return Decision(reject=(0x01, 0x01, 0x03))
+        known = storage_sop_classes_set() | {VERIFICATION}
+        extra = [
+            _context(str(cx.abstract_syntax), SCP_TRANSFER_SYNTAXES)
+            for cx in request.presentation_context_definition_list or []
+            if str(cx.abstract_syntax) not in known and looks_like_storage(str(cx.abstract_syntax))
+        ]
         with self._lock:
             if self._associations >= max(1, int(self.local.max_associations)):
                 busy = True
@@ -436,12 +443,6 @@ class StorageServer(AcceptorHandlers):
             self._emit(ScpEvent("rejected", info.calling_ae, info.address, message="too many associations"))
             # Transient, service-provider (presentation), local limit exceeded.
             return Decision(reject=(0x02, 0x03, 0x02))
-        known = storage_sop_classes_set() | {VERIFICATION}
-        extra = [
-            _context(str(cx.abstract_syntax), SCP_TRANSFER_SYNTAXES)
-            for cx in request.presentation_context_definition_list or []
-            if str(cx.abstract_syntax) not in known and looks_like_storage(str(cx.abstract_syntax))
-        ]
         return Decision(contexts=self._contexts + _unique(extra))
 
     def accepted(self, info: AssociationInfo) -> None:
