@@ -7,6 +7,7 @@ only wraps them in a QImage.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import weakref
 from dataclasses import dataclass
@@ -111,6 +112,18 @@ def _close_pdfium(handle: Any, lock: threading.RLock) -> None:
         handle.close()
 
 
+_open_documents: weakref.WeakSet[PdfDocument] = weakref.WeakSet()
+_exit_hook: list[bool] = []
+
+
+def _close_at_exit(document: PdfDocument) -> None:
+    # Registered after pypdfium2 is imported, so (exit hooks run last-in, first-out) before its own.
+    if not _exit_hook:
+        atexit.register(lambda: [d.close() for d in list(_open_documents)])
+        _exit_hook.append(True)
+    _open_documents.add(document)
+
+
 class PdfDocument:
     """An opened PDF. PDFium is not thread-safe, so every call holds one process-wide lock."""
 
@@ -129,9 +142,10 @@ class PdfDocument:
                 self.page_sizes = [self._pdf.get_page_size(i) for i in range(self.page_count)]
             except pdfium.PdfiumError as exc:
                 raise DocumentError(f"the encapsulated PDF cannot be opened: {exc}") from exc
-        # Closed when this object goes (or at exit) if nobody called close(): PDFium handles left to
-        # pypdfium2's own exit hook are reported as leaks.
+        # Closed when this object goes, or at exit before pypdfium2's own exit hook (which reports what it
+        # finds open as leaked), if nobody called close().
         self._closer = weakref.finalize(self, _close_pdfium, self._pdf, self._lock)
+        _close_at_exit(self)
         if self.page_count == 0:
             raise DocumentError("the encapsulated PDF has no pages")
 
