@@ -49,7 +49,12 @@ def test_patient_name_decoded(name: str, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(source, folder / "IM0001")
-    store = StudyStore(tmp_path / "store", durable=False)
+    _assert_imported_name(folder, tmp_path / "store", expected)
+
+
+def _assert_imported_name(folder: Path, store_root: Path, expected: str) -> None:
+    """Import `folder` (one file) into a store of its own: the patient name is `expected` and finds the study."""
+    store = StudyStore(store_root, durable=False)
     try:
         report = import_paths(store, [folder])
         assert report.imported == 1, report.details()
@@ -86,11 +91,4 @@ def test_iso_2022_ir_159_supplementary_kanji(tmp_path: Path) -> None:
     ds.save_as(buffer, enforce_file_format=True)
     (folder / "IM0001").write_bytes(buffer.getvalue().replace(b"X" * len(value), value))
     assert b"\x1b$(D" in (folder / "IM0001").read_bytes()
-    store = StudyStore(tmp_path / "store", durable=False)
-    try:
-        report = import_paths(store, [folder])
-        assert report.imported == 1, report.details()
-        (study,) = store.studies()
-        assert study.patient_name == expected
-    finally:
-        store.close()
+    _assert_imported_name(folder, tmp_path / "store", expected)

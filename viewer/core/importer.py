@@ -16,7 +16,7 @@ import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -297,7 +297,10 @@ def _import_items(
         progress(Progress(0, report.total, started, "starting"))
     in_flight: deque[tuple[ImportItem, Future[_Outcome]]] = deque()
     queue = iter(items)
-    with _prepare_pool() as pool:
+    # Threads, not processes: with the header scanner the Python part of preparing a file is a fraction of a
+    # millisecond, and reading, hashing and writing release the GIL. (Worker processes were tried when headers
+    # were parsed with pydicom; their start-up and pickling then cost more than they saved.)
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
         try:
             while True:
                 with store.batch(release_cache=True):
@@ -327,13 +330,6 @@ def _import_items(
                 outcome = future.result()
                 if outcome.prepared is not None:
                     store.discard_prepared(outcome.prepared)
-
-
-def _prepare_pool() -> Executor:
-    # Threads, not processes: with the header scanner the Python part of preparing a file is a fraction
-    # of a millisecond, and reading, hashing and writing release the GIL. (Worker processes were tried
-    # when headers were parsed with pydicom; their start-up and pickling then cost more than they saved.)
-    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import")
 
 
 @dataclass

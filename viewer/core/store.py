@@ -326,15 +326,18 @@ class StudyStore:
         `sync` False the file and row are still written in the safe order, but the fsyncs wait for the
         group sync (`sync_pending`) instead of delaying the caller.
         """
-        sync = (sync or os.name != "posix") and self.durable  # no syncfs to defer to elsewhere
+        sync = self._received_sync(sync)
         self._check_entry(entry)
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            self._write_bytes(data, tmp, sync=sync)
+            _write_chunks(tmp, [data], sync=sync)
             return self._commit(entry, tmp, hashlib.sha256(data).hexdigest(), len(data), source, sync=sync)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    def _received_sync(self, sync: bool) -> bool:
+        return (sync or os.name != "posix") and self.durable  # elsewhere there is no syncfs to defer to
 
     def incoming(self) -> IncomingFile:
         """A new file in the store's temp folder for an object too large to hold in memory while it arrives."""
@@ -347,11 +350,10 @@ class StudyStore:
 
         `scan` is the caller's `header_scan.scan_file` of it; without one the file is parsed by pydicom.
         """
-        sync = (sync or os.name != "posix") and self.durable
+        sync = self._received_sync(sync)
         try:
             incoming.close()
-            with open(incoming.path, "rb") as fh:
-                sha, size = self._rehash(fh)
+            sha, size = incoming.digest.hexdigest(), incoming.size
             if scan is not None:
                 if scan.truncation:
                     raise InvalidObjectError(f"file is incomplete: {scan.truncation}")
@@ -411,9 +413,10 @@ class StudyStore:
         Nothing is visible until `commit_prepared` (or the prepared object is discarded). With
         `will_commit_in_batch` the per-file fsync is left to the batch, which syncs before it commits.
         """
+        synced = self.durable and not will_commit_in_batch
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            entry, sha, size = self._write_and_index(src, tmp, sync=self.durable and not will_commit_in_batch)
+            entry, sha, size = self._write_and_index(src, tmp, sync=synced)
             # Moving the file into place here, on the preparing thread, keeps the committing thread to the
             # index alone. A file nobody indexes (a crash, a discard) is an orphan `recover` removes.
             final, existed = self._place(tmp, sha)
@@ -421,7 +424,6 @@ class StudyStore:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        synced = self.durable and not will_commit_in_batch
         return PreparedObject(entry, final, sha, size, synced=synced, existed=existed)
 
     def commit_prepared(self, prepared: PreparedObject, *, source: str = "") -> AddResult:
@@ -443,7 +445,7 @@ class StudyStore:
         """Rename a written temp file to its content-addressed name; True when that name was already there."""
         final = self._final_path(sha)
         existed = final.exists()
-        try:
+        with _full_disk_is_store_full():
             if final.parent not in self._made_dirs:  # a mkdir per file costs more than the insert
                 final.parent.mkdir(parents=True, exist_ok=True)
                 self._made_dirs.add(final.parent)
@@ -452,10 +454,6 @@ class StudyStore:
             except FileNotFoundError:  # the folder was removed behind our back: make it again
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFullError("the disk holding the study store is full") from exc
-            raise
         return final, existed
 
     def _add_stream(self, src: BinaryIO, *, source: str) -> AddResult:
@@ -469,6 +467,8 @@ class StudyStore:
 
     def _write_and_index(self, src: BinaryIO, tmp: Path, *, sync: bool | None) -> tuple[IndexEntry, str, int]:
         """Copy `src` to `tmp` and read its index entry; the temp file may be rewritten (see below)."""
+        if sync is None:
+            sync = self.durable and not self._in_own_batch()
         head = src.read(_SCAN_LIMIT + 1)
         if len(head) <= _SCAN_LIMIT:
             # Whole in memory: one pass for hash and write, and the header scanner instead of pydicom, which
@@ -479,8 +479,7 @@ class StudyStore:
                 if scan.truncation:
                     raise InvalidObjectError(f"file is incomplete: {scan.truncation}")
                 self._check_entry(scan.entry)
-                durable = self.durable and not self._in_own_batch() if sync is None else sync
-                self._write_bytes(head, tmp, sync=durable)
+                _write_chunks(tmp, [head], sync=sync)
                 return scan.entry, hashlib.sha256(head).hexdigest(), len(head)
             src = DicomBytesIO(head)
         else:
@@ -489,12 +488,7 @@ class StudyStore:
         entry, _, sha, size = self._parse_and_normalise(tmp, sha, size)
         return entry, sha, size
 
-    def _write_bytes(self, data: bytes | memoryview, tmp: Path, *, sync: bool) -> None:
-        _write_chunks(tmp, [data], sync=sync)
-
-    def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool | None = None) -> tuple[str, int]:
-        if sync is None:
-            sync = self.durable and not self._in_own_batch()
+    def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
 
@@ -1206,20 +1200,22 @@ def _truncation(ds: Dataset, path: Path, file_size: int) -> str:
 
 
 class IncomingFile:
-    """A file being written into the store's temp folder; `StudyStore.add_incoming` stores it."""
+    """A file being written into the store's temp folder, hashed as it is written (a large object is not
+    read back for that); `StudyStore.add_incoming` stores it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115  (closed by close/discard)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        with _full_disk_is_store_full():
+            self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115  (closed by close/discard)
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None, "already closed"
-        try:
+        with _full_disk_is_store_full():
             self._file.write(data)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFullError("the disk holding the study store is full") from exc
-            raise
+        self.digest.update(data)
+        self.size += len(data)
 
     def close(self) -> None:
         if self._file is not None:
@@ -1261,6 +1257,17 @@ class ChainedStream(io.RawIOBase):
         return len(data)
 
 
+@contextlib.contextmanager
+def _full_disk_is_store_full() -> Iterator[None]:
+    """A write that fails for want of space becomes `StoreFullError`, the message the user sees."""
+    try:
+        yield
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise StoreFullError("the disk holding the study store is full") from exc
+        raise
+
+
 def _is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -1292,17 +1299,12 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview], *, sync: bool) -> None:
     """Write a new file, fsynced when asked; a full disk becomes `StoreFullError`."""
-    try:
-        with open(path, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-            if sync:
-                out.flush()
-                os.fsync(out.fileno())
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StoreFullError("the disk holding the study store is full") from exc
-        raise
+    with _full_disk_is_store_full(), open(path, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+        if sync:
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def _release_page_cache(paths: Iterable[Path]) -> None:
@@ -1320,11 +1322,6 @@ def _release_page_cache(paths: Iterable[Path]) -> None:
             pass
         finally:
             os.close(fd)
-
-
-def _sync_filesystem() -> None:
-    if hasattr(os, "sync"):
-        os.sync()
 
 
 _LIBC: object = None
@@ -1347,4 +1344,5 @@ def _sync_filesystem_of(path: Path) -> None:
                 os.close(fd)
         except (OSError, AttributeError):
             pass
-    _sync_filesystem()
+    if hasattr(os, "sync"):
+        os.sync()

@@ -175,10 +175,6 @@ class Acceptor:
     def server_address(self) -> tuple[str, int]:
         return self._listener.getsockname()[:2]
 
-    def active_associations(self) -> int:
-        with self._lock:
-            return len(self._threads)
-
     def start(self) -> None:
         self._thread.start()
 

@@ -136,13 +136,7 @@ def store_received(
                 result = store.add_incoming(incoming, scan, source=source, sync=sync)
             else:
                 assert isinstance(dataset_bytes, bytes)
-                file_bytes = b"".join(
-                    (
-                        b"\x00" * 128 + b"DICM",
-                        encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae),
-                        dataset_bytes,
-                    )
-                )
+                file_bytes = part10_header(sop_class, sop_instance, transfer_syntax, source_ae) + dataset_bytes
                 if scan is not None:
                     result = store.add_indexed(file_bytes, scan.entry, source=source, sync=sync)
                 else:
@@ -179,16 +173,11 @@ def open_received_file(
     """A temp file in the store, started with the preamble and the file meta the request's UIDs give, for a
     data set too large to hold in memory (`store_received` checks the data set's UIDs against them).
     None when the request's UIDs cannot make a file meta."""
-    try:
-        check_uid("SOP Class UID", sop_class)
-        check_uid("SOP Instance UID", sop_instance)
-    except InvalidObjectError:
-        return None
-    if not sop_class or not sop_instance:
+    if _check_uids(sop_class, sop_instance, "", "") is not None:
         return None
     incoming = store.incoming()
     try:
-        incoming.write(b"\x00" * 128 + b"DICM" + encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae))
+        incoming.write(part10_header(sop_class, sop_instance, transfer_syntax, source_ae))
     except BaseException:
         incoming.discard()
         raise
@@ -277,6 +266,11 @@ def _uid_bytes(uid: str) -> bytes:
 def _text_bytes(text: str) -> bytes:
     raw = text.encode("latin-1", "replace")
     return raw + b" " if len(raw) % 2 else raw
+
+
+def part10_header(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "") -> bytes:
+    """Preamble, DICM prefix and file meta: what goes before a received data set in its stored file."""
+    return b"\x00" * 128 + b"DICM" + encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae)
 
 
 def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "") -> bytes:
