@@ -18,7 +18,7 @@ from viewer.core.context import AppContext
 from viewer.core.demo import DEMO_PATIENT_NAME, DEMO_SERIES_UID, add_demo_study
 from viewer.core.tasks import Cancelled
 from viewer.ui.main_window import MainWindow
-from viewer.ui.workers import run_in_background, wait_for_workers
+from viewer.ui.workers import Worker, run_in_background, wait_for_workers
 
 TEST_FILES = Path(get_testdata_file("CT_small.dcm")).parent
 
@@ -154,8 +154,13 @@ def test_workers_deliver_result_progress_error_and_cancel(qtbot) -> None:
             progress(i)
         return n * 2
 
-    with qtbot.waitSignal(run_in_background(job, 3, on_result=results.append, on_progress=results.append).finished):
-        pass
+    # The worker is made and connected first and started inside the wait: a job started before the wait
+    # is connected can finish before it, and the wait then never sees `finished`.
+    worker = Worker(job, 3)
+    worker.result.connect(results.append)
+    worker.progress.connect(results.append)
+    with qtbot.waitSignal(worker.finished):
+        worker.start()
     assert results == [0, 1, 2, 6]
 
     errors: list[BaseException] = []
@@ -163,8 +168,10 @@ def test_workers_deliver_result_progress_error_and_cancel(qtbot) -> None:
     def boom() -> None:
         raise ValueError("bad file")
 
-    with qtbot.waitSignal(run_in_background(boom, on_error=errors.append).finished):
-        pass
+    failing = Worker(boom)
+    failing.error.connect(errors.append)
+    with qtbot.waitSignal(failing.finished):
+        failing.start()
     assert [str(e) for e in errors] == ["bad file"]
 
     cancelled: list[bool] = []
