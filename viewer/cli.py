@@ -5,22 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from viewer import APP_NAME, __version__
-
-# Subcommands register here as (name, help, add_arguments, run); run returns the exit code.
-Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-_COMMANDS: list[Command] = []
-
-
-def command(name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        _COMMANDS.append((name, help_text, add_arguments, run))
-        return run
-
-    return register
+from viewer.commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,18 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo-if-empty", action="store_true", help="load the demo study when the store is empty")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command")
-    _load_commands()
-    for name, help_text, add_arguments, run in _COMMANDS:
+    for name, help_text, add_arguments, run in COMMANDS:
         p = sub.add_parser(name, help=help_text)
         add_arguments(p)
         p.set_defaults(run=run)
     return parser
-
-
-def _load_commands() -> None:
-    if _COMMANDS:
-        return
-    import viewer.commands  # noqa: F401  (registers the subcommands)
 
 
 def opened_documents(argv: Sequence[str]) -> list[str]:
@@ -52,8 +34,7 @@ def opened_documents(argv: Sequence[str]) -> list[str]:
     """
     if not argv or any(arg.startswith("-") for arg in argv):
         return []
-    _load_commands()
-    if argv[0] in {name for name, *_ in _COMMANDS}:
+    if argv[0] in {name for name, *_ in COMMANDS}:
         return []
     return list(argv) if all(Path(arg).exists() for arg in argv) else []
 

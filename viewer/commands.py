@@ -1,12 +1,30 @@
-"""Subcommands of the `lightbox` CLI. Each area adds its own with the `command` decorator."""
+"""Subcommands of the `lightbox` CLI. Each area adds its own with the `command` decorator.
+
+The registry lives here, below `viewer.cli` in the floors: the CLI reads `COMMANDS`, and nothing here
+imports the CLI back.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from viewer.cli import command
 from viewer.core.context import AppContext
+
+# Subcommands register here as (name, help, add_arguments, run); run returns the exit code.
+Command = tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+COMMANDS: list[Command] = []
+
+
+def command(
+    name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS.append((name, help_text, add_arguments, run))
+        return run
+
+    return register
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
