@@ -54,8 +54,9 @@ def make_ct_series(folder: Path, count: int = 6, *, shuffled: bool = True) -> li
 def test_stack_sorts_by_position_and_finds_nearest(tmp_path: Path) -> None:
     stack = SeriesStack.from_paths(make_ct_series(tmp_path))
     z = [float(stack.geometry(i).position[2]) for i in range(len(stack))]  # type: ignore[union-attr]
-    assert z == sorted(z) and len(z) == 6
-    assert stack.nearest_index(np.array([0.0, 0.0, 14.9])) == 2
+    # the instance numbers disagree with the positions: axial stacks then read head first (descending z)
+    assert z == sorted(z, reverse=True) and len(z) == 6
+    assert stack.nearest_index(np.array([0.0, 0.0, 14.9])) == 3
     assert stack.load_frame(0).dtype == np.int16
 
 

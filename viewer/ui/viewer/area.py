@@ -259,13 +259,17 @@ class ViewerArea(QWidget):
         if (menu := self.presentation_menus.get(target)) is not None:
             menu.reset()  # a new series starts from its own default state
         self._update_presentation(target)
-        # Ordering by position needs every header: the store's instance order shows at once, and the
-        # position order replaces it when the headers have been read on a worker thread.
+        # Without indexed planes ordering by position needs every header: the store's instance order shows at
+        # once, and the reading order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
 
-        if not order_by_position:  # e.g. key images, shown in the order the key object lists them
+        if not order_by_position or stack.ordered:
+            # key images keep the order the key object lists them in; a stack whose order came from the index
+            # (Image Position/Orientation kept at ingest) is already in reading order
             target.reorder(stack, None)
             target.setFocus()
+            if series_uid and order_by_position:
+                self.series_opened.emit(series_uid)
             return target
         run_in_background(
             stack.position_order,

@@ -162,6 +162,7 @@ class Viewport(QWidget):
         self.displayed_index: int | None = None
         self.frames_shown = 0
         self.order_settled = False  # True once the position order (from a worker) has been applied
+        self._moved_since_open = False
         self._frame: np.ndarray | None = None
         self._lut: DisplayLut | None = None
         self._lut_key: tuple | None = None
@@ -244,6 +245,7 @@ class Viewport(QWidget):
         self.clear_measurements()
         self.stack = stack
         self.order_settled = False
+        self._moved_since_open = False
         self.voi = None
         self.invert = False
         self.rotation, self.flip_h, self.flip_v = 0, False, False
@@ -269,15 +271,21 @@ class Viewport(QWidget):
         self._schedule_prefetch()
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
-        """Adopt a new slice order for `stack` (if still shown), staying on the same slice."""
+        """Adopt a new slice order for `stack` (if still shown): image 1 of it, or the same slice once scrolled."""
         if stack is self.stack:
             self.order_settled = True
         if stack is not self.stack or not ordered or ordered == stack.slices:
             return
         current = stack.slices[self.index]
         stack.slices = list(ordered)
+        stack.ordered = True
         self.index = stack.slices.index(current)
         self.displayed_index = self.index
+        if not self._moved_since_open and self.index != 0:
+            # a stack opens at image 1 of its reading order; once the reader has scrolled, stay on their slice
+            self.set_index(0)
+            self._moved_since_open = False
+            return
         self._update_annotations(stack.header(self.index), self.voi)
         self._schedule_prefetch()
         self.index_changed.emit(self, self.index)
@@ -288,6 +296,7 @@ class Viewport(QWidget):
         index = max(0, min(index, len(self.stack) - 1))
         if index != self.index:
             self._direction = 1 if index > self.index else -1
+            self._moved_since_open = True
         self.index = index
         key = self.stack.key(index)
         frame = self.cache.get(key)
