@@ -50,6 +50,8 @@ def open_ct(area: ViewerArea, qtbot) -> Viewport:
     assert viewport is not None
     # the position order arrives from a worker; wait until it has replaced the store order
     qtbot.waitUntil(lambda: _in_position_order(viewport), timeout=5000)
+    # a stack opens at image 1 of that order, whose frame may still be decoding
+    qtbot.waitUntil(lambda: viewport.order_settled and viewport.displayed_index == viewport.index, timeout=5000)
     return viewport
 
 
@@ -211,7 +213,7 @@ def test_layouts_sync_and_reference_lines(area: ViewerArea, qtbot) -> None:
     area.set_layout("1x2")
     assert len(area.visible_viewports) == 2
     area.set_layout("1x1")
-    assert area.visible_viewports == [area.viewports[0]]
+    assert area.visible_viewports == [area.active] == [second]  # 1×1 shows the active viewport
     # parallel slices have no reference line; the helper reports an empty list rather than a wrong line
     area.set_reference_lines(True)
     assert second.reference_segments == []
