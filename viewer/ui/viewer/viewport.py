@@ -2,10 +2,9 @@
 annotations, pixel readout, measurements and a hook for presentation-state overlays.
 
 Mouse: right-drag window/level (horizontal width, vertical level), left-drag pan (or the active measurement
-tool), wheel scroll the stack, Ctrl+wheel zoom, middle-drag zoom.
-Keys: Up/Down/PageUp/PageDown/Home/End scroll; 1–9 presets (modality presets, then the file's windows);
-0 back to the file's first window; I invert; F fit; A actual size (1:1); R rotate 90° clockwise; H/V flip;
-Space cine play/pause; O overlays on/off; Esc ends a measurement tool.
+tool, see tools.py: draw from the press, click selects, drag moves or edits the selected one), wheel scroll the
+stack, Ctrl+wheel zoom, middle-drag zoom, double-click maximise (the area restores on the next one).
+Keys: see keys.py (one table of bindings).
 
 Overlay hook (for presentation states): ``add_overlay_layer(name, factory)`` where
 ``factory(viewport, stack_index) -> Iterable[QGraphicsItem]`` returns items in image pixel coordinates
