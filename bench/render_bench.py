@@ -6,10 +6,13 @@ On a generated 500-slice 512×512 CT (in a temporary store):
   workers) and cached,
 * cine on a generated 100-frame 1024×1024 8-bit XA (first loop decodes, later loops cached),
 * peak RSS and the frame cache's bytes against the series' 16-bit pixel size,
+* a 2×2 layout: four generated CT series (--series-2x2-slices each) scrolled together, cached, with a window
+  change on every frame; fps per viewport (each of the four advances one frame per step),
 * a peer figure measured in the same run: DCMTK dcmj2pnm rendering the same slices to PGM, per frame.
 
-Targets (2-core machine): first image < 300 ms, ≥ 60 fps cached scrolling, ≥ 30 fps cine.
-Run: .venv/bin/python bench/render_bench.py [--slices 500] [--keep DIR]
+Targets (2-core machine): first image < 300 ms, ≥ 60 fps cached scrolling, ≥ 30 fps cine, ≥ 60 fps per viewport
+in 2×2. `--quick` runs everything on tiny series (a smoke run: its figures mean nothing).
+Run: .venv/bin/python bench/render_bench.py [--slices 500] [--keep DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -57,11 +60,11 @@ def _base(modality: str, study_uid: str, series_uid: str) -> Dataset:
     return ds
 
 
-def make_ct(store: StudyStore, slices: int) -> str:
-    rng = np.random.default_rng(1)
+def make_ct(store: StudyStore, slices: int, size: int = 512, seed: int = 1) -> str:
+    rng = np.random.default_rng(seed)
     study_uid, series_uid = generate_uid(), generate_uid()
-    yy, xx = np.mgrid[:512, :512]
-    body = ((xx - 256) ** 2 + (yy - 256) ** 2) < 200**2
+    yy, xx = np.mgrid[:size, :size]
+    body = ((xx - size // 2) ** 2 + (yy - size // 2) ** 2) < (size * 200 // 512) ** 2
     with store.batch():
         for k in range(slices):
             ds = _base("CT", study_uid, series_uid)
@@ -75,19 +78,19 @@ def make_ct(store: StudyStore, slices: int) -> str:
             ds.SliceLocation = -k * 1.0
             ds.SliceThickness = 1.0
             ds.PixelSpacing = [0.98, 0.98]
-            ds.Rows = ds.Columns = 512
+            ds.Rows = ds.Columns = size
             ds.SamplesPerPixel = 1
             ds.PhotometricInterpretation = "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
             ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
             ds.WindowCenter, ds.WindowWidth = 40, 400
-            pixels = np.where(body, 1024 + 40, 0) + rng.integers(-30, 30, (512, 512))
+            pixels = np.where(body, 1024 + 40, 0) + rng.integers(-30, 30, (size, size))
             ds.PixelData = pixels.astype(np.int16).tobytes()
             store.add_dataset(ds)
     return series_uid
 
 
-def make_xa(store: StudyStore, frames: int) -> str:
+def make_xa(store: StudyStore, frames: int, size: int = 1024) -> str:
     rng = np.random.default_rng(2)
     study_uid, series_uid = generate_uid(), generate_uid()
     ds = _base("XA", study_uid, series_uid)
@@ -96,7 +99,7 @@ def make_xa(store: StudyStore, frames: int) -> str:
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.InstanceNumber = 1
-    ds.Rows = ds.Columns = 1024
+    ds.Rows = ds.Columns = size
     ds.NumberOfFrames = frames
     ds.FrameIncrementPointer = 0x00181063
     ds.FrameTime = 33.33
@@ -106,7 +109,7 @@ def make_xa(store: StudyStore, frames: int) -> str:
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    data = rng.integers(0, 255, (frames, 1024, 1024), dtype=np.uint8)
+    data = rng.integers(0, 255, (frames, size, size), dtype=np.uint8)
     ds.PixelData = data.tobytes()
     store.add_dataset(ds)
     return series_uid
@@ -137,6 +140,39 @@ def scroll(app, viewport, *, with_window: bool) -> float:
         viewport.set_index(i)
         _wait_shown(app, viewport, i)
         _paint(app, viewport)
+    return n / (time.perf_counter() - start)
+
+
+def _wait_order(app, viewport, timeout: float = 60.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not viewport.order_settled and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def _fill_cache(area, viewports, timeout: float = 120.0) -> None:
+    keys = [v.stack.key(i) for v in viewports for i in range(len(v.stack))]
+    deadline = time.perf_counter() + timeout
+    while any(area.cache.get(k) is None for k in keys) and time.perf_counter() < deadline:
+        area.cache.prefetch(keys)
+        time.sleep(0.05)
+
+
+def scroll_2x2(app, area, viewports, *, with_window: bool) -> float:
+    """Frames per second of each viewport when all four step one frame together (one repaint of the grid)."""
+    from viewer.render.lut import Window
+
+    n = min(len(v.stack) for v in viewports)
+    start = time.perf_counter()
+    for i in range(n):
+        for v in viewports:
+            if with_window:
+                v.voi = Window(40 + (i % 50), 400 + (i % 30))
+            v.set_index(i)
+        for v in viewports:
+            _wait_shown(app, v, i)
+        area.grid_widget.repaint()
+        app.processEvents()
     return n / (time.perf_counter() - start)
 
 
@@ -171,15 +207,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=500)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--series-2x2-slices", type=int, default=100, help="slices of each of the 2×2 series")
     parser.add_argument("--keep", type=Path, help="keep the generated store in this folder")
+    parser.add_argument("--quick", action="store_true", help="tiny series: checks the bench runs, figures mean nothing")
     args = parser.parse_args()
+    ct_size, xa_size = 512, 1024
+    if args.quick:
+        args.slices, args.frames, args.series_2x2_slices = 12, 6, 8
+        ct_size, xa_size = 64, 64
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="render-bench-"))
     store = StudyStore(root / "store", durable=False)
     t = time.perf_counter()
-    ct_uid = make_ct(store, args.slices)
-    xa_uid = make_xa(store, args.frames)
-    print(f"generated {args.slices}-slice CT and {args.frames}-frame XA in {time.perf_counter() - t:.1f} s")
+    ct_uid = make_ct(store, args.slices, ct_size)
+    xa_uid = make_xa(store, args.frames, xa_size)
+    grid_uids = [make_ct(store, args.series_2x2_slices, ct_size, seed=10 + k) for k in range(4)]
+    print(
+        f"generated {args.slices}-slice CT, {args.frames}-frame XA and 4 × {args.series_2x2_slices}-slice CT "
+        f"({ct_size}²) in {time.perf_counter() - t:.1f} s"
+    )
 
     from PySide6.QtWidgets import QApplication
 
@@ -199,9 +245,7 @@ def main() -> int:
     first_ms = (time.perf_counter() - t0) * 1000
     # wait for the position order from the worker so scrolling goes through the stack in order
     t0 = time.perf_counter()
-    while not viewport.order_settled and time.perf_counter() - t0 < 60:
-        app.processEvents()
-        time.sleep(0.001)
+    _wait_order(app, viewport)
     order_s = time.perf_counter() - t0
     area.cache.clear()  # pixels go; parsed headers stay in the source pool
 
@@ -213,7 +257,7 @@ def main() -> int:
         time.sleep(0.1)
     cached_fps = scroll(app, viewport, with_window=True)
     cached_no_window_fps = scroll(app, viewport, with_window=False)
-    ct_bytes_16 = args.slices * 512 * 512 * 2
+    ct_bytes_16 = args.slices * ct_size * ct_size * 2
     cache_bytes = area.cache.bytes_used
     cached_frames = len(area.cache)
 
@@ -228,6 +272,19 @@ def main() -> int:
     first_loop_fps = cine(app, xa_view, len(xa_view.stack) - 1)
     cached_cine_fps = cine(app, xa_view, 3 * len(xa_view.stack))
 
+    # ---------------------------------------------------------------- 2×2: four series scrolling together
+    xa_view.stop_cine()
+    area.cache.clear()
+    area.set_layout("2x2")
+    grid = area.visible_viewports
+    for uid, v in zip(grid_uids, grid, strict=True):
+        area.open_series(uid, v)
+    for v in grid:
+        _wait_order(app, v)
+    _fill_cache(area, grid)
+    grid_fps = scroll_2x2(app, area, grid, with_window=True)
+    grid_fixed_fps = scroll_2x2(app, area, grid, with_window=False)
+
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     dcmtk_ms = dcmtk_per_frame_ms(ct_paths)
     area.close_cache()
@@ -237,9 +294,11 @@ def main() -> int:
     print(f"scroll uncached (decode) + W/L:     {uncached_fps:7.1f} fps")
     print(f"scroll cached + W/L change/frame:   {cached_fps:7.1f} fps  (target >= 60 fps)")
     print(f"scroll cached, fixed window:        {cached_no_window_fps:7.1f} fps")
-    print(f"cine XA 1024² file rate:            {file_rate:7.1f} fps")
-    print(f"cine XA 1024² first loop (decode):  {first_loop_fps:7.1f} fps  (target >= 30 fps)")
-    print(f"cine XA 1024² cached loop:          {cached_cine_fps:7.1f} fps")
+    print(f"cine XA {xa_size}² file rate:            {file_rate:7.1f} fps")
+    print(f"cine XA {xa_size}² first loop (decode):  {first_loop_fps:7.1f} fps  (target >= 30 fps)")
+    print(f"cine XA {xa_size}² cached loop:          {cached_cine_fps:7.1f} fps")
+    print(f"2×2, 4 series cached + W/L, each:   {grid_fps:7.1f} fps  (target >= 60 fps per viewport)")
+    print(f"2×2, 4 series cached, fixed window: {grid_fixed_fps:7.1f} fps per viewport")
     print(
         f"CT frame cache: {cached_frames} frames, {cache_bytes / 2**20:.1f} MiB = "
         f"{cache_bytes / ct_bytes_16:.2f}x the series' 16-bit pixel size ({ct_bytes_16 / 2**20:.1f} MiB)"
@@ -251,6 +310,8 @@ def main() -> int:
             f"peer: DCMTK dcmj2pnm per slice (process start, decode, window, write PGM): {dcmtk_ms:.1f} ms; "
             f"ours uncached {ours_ms:.1f} ms/slice = {dcmtk_ms / ours_ms:.1f}x faster"
         )
+    if args.quick:
+        print("(--quick: tiny series, a smoke run; these figures are not the benchmark)")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return 0

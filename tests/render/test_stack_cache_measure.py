@@ -54,8 +54,9 @@ def make_ct_series(folder: Path, count: int = 6, *, shuffled: bool = True) -> li
 def test_stack_sorts_by_position_and_finds_nearest(tmp_path: Path) -> None:
     stack = SeriesStack.from_paths(make_ct_series(tmp_path))
     z = [float(stack.geometry(i).position[2]) for i in range(len(stack))]  # type: ignore[union-attr]
-    assert z == sorted(z) and len(z) == 6
-    assert stack.nearest_index(np.array([0.0, 0.0, 14.9])) == 2
+    # the instance numbers disagree with the positions: axial stacks then read head first (descending z)
+    assert z == sorted(z, reverse=True) and len(z) == 6
+    assert stack.nearest_index(np.array([0.0, 0.0, 14.9])) == 3
     assert stack.load_frame(0).dtype == np.int16
 
 
@@ -238,3 +239,32 @@ def test_render_command_writes_png_from_file_and_store(tmp_path: Path, lightbox_
         timeout=60,
     )
     assert bad.returncode == 2 and "neither a file" in bad.stderr
+
+
+def test_measurement_editing_geometry_and_scale_bar() -> None:
+    from viewer.render.measure import distance_to, handles, scale_bar, translated, with_handle
+
+    line = Distance((0.0, 0.0), (10.0, 0.0))
+    assert handles(line) == [(0.0, 0.0), (10.0, 0.0)]
+    assert with_handle(line, 1, (10.0, 5.0)) == Distance((0.0, 0.0), (10.0, 5.0))
+    assert translated(line, 2.0, 3.0) == Distance((2.0, 3.0), (12.0, 3.0))
+    assert distance_to(line, (5.0, 4.0)) == pytest.approx(4.0)
+    assert distance_to(line, (13.0, 4.0)) == pytest.approx(5.0)
+    angle = Angle((0.0, 5.0), (0.0, 0.0), (5.0, 0.0))
+    assert with_handle(angle, 1, (1.0, 1.0)).vertex == (1.0, 1.0)
+    rect = RectangleRoi((10.0, 10.0), (20.0, 30.0))
+    # dragging the bottom-right corner keeps the top-left one
+    assert with_handle(rect, 2, (25.0, 35.0)).bounds() == (10.0, 10.0, 25.0, 35.0)
+    assert distance_to(rect, (15.0, 15.0)) == 0.0 and distance_to(rect, (23.0, 34.0)) == pytest.approx(5.0)
+    ellipse = EllipseRoi((0.0, 0.0), (4.0, 2.0))
+    assert with_handle(ellipse, 0, (6.0, 1.0)).radii == (6.0, 2.0)
+    assert with_handle(ellipse, 3, (0.0, -5.0)).radii == (4.0, 5.0)
+    assert distance_to(ellipse, (1.0, 0.5)) == 0.0 and distance_to(ellipse, (8.0, 0.0)) == pytest.approx(4.0)
+    # 0.5 mm per screen pixel, at most 200 px: 100 mm fits exactly
+    bar = scale_bar(0.5, 200)
+    assert bar is not None and bar.millimetres == 100 and bar.pixels == 200 and bar.label == "10 cm"
+    bar = scale_bar(0.05, 150)  # 7.5 mm available: 5 mm
+    assert bar is not None and bar.millimetres == 5 and bar.label == "5 mm" and bar.pixels == pytest.approx(100)
+    bar = scale_bar(0.98 / 4.0, 175)  # 42.9 mm available: 2 cm
+    assert bar is not None and bar.label == "2 cm"
+    assert scale_bar(0.0, 100) is None

@@ -90,6 +90,8 @@ class Instance:
     path: str = ""  # absolute path of the stored file
     size: int = 0
     sha256: str = ""
+    image_position: tuple[float, ...] = ()
+    image_orientation: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

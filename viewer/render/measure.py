@@ -14,6 +14,10 @@ API
 ``EllipseRoi(center, radii)`` / ``RectangleRoi(p0, p1)``: ``.mask(rows, cols)``,
     ``.stats(modality_values, cal, units='HU')``, ``.label(...)``.
 ``Measurement = Distance | Angle | EllipseRoi | RectangleRoi``.
+Editing (the viewer's select / move / edit tools): ``handles(m) -> list[Point]``, ``with_handle(m, i, point)``,
+    ``translated(m, dx, dy)``, ``distance_to(m, point)`` (pixels to the outline, 0 inside an ROI).
+``scale_bar(mm_per_screen_pixel, max_pixels) -> ScaleBar | None``: a round length (1, 2 or 5 × 10ⁿ mm) and its
+    screen length, for the scale bar drawn over a calibrated image.
 """
 
 from __future__ import annotations
@@ -194,3 +198,100 @@ def value_units(header: Dataset) -> str:
     if str(header.get("Modality", "")).upper() == "CT":
         return "HU"
     return ""
+
+
+def handles(m: Measurement) -> list[Point]:
+    """The points a user drags to edit `m`: end points, the angle's three points, the ROI's corners / axis ends."""
+    if isinstance(m, Distance):
+        return [m.p0, m.p1]
+    if isinstance(m, Angle):
+        return [m.p0, m.vertex, m.p1]
+    if isinstance(m, EllipseRoi):
+        (cx, cy), (rx, ry) = m.center, m.radii
+        return [(cx + rx, cy), (cx, cy + ry), (cx - rx, cy), (cx, cy - ry)]
+    x0, y0, x1, y1 = m.bounds()
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def with_handle(m: Measurement, index: int, point: Point) -> Measurement:
+    """`m` with handle `index` (see `handles`) moved to `point`; a ROI keeps the opposite corner / its centre."""
+    point = (float(point[0]), float(point[1]))
+    if isinstance(m, Distance):
+        return Distance(point, m.p1) if index == 0 else Distance(m.p0, point)
+    if isinstance(m, Angle):
+        points = [m.p0, m.vertex, m.p1]
+        points[index] = point
+        return Angle(points[0], points[1], points[2])
+    if isinstance(m, EllipseRoi):
+        (cx, cy), (rx, ry) = m.center, m.radii
+        if index in (0, 2):
+            return EllipseRoi(m.center, (abs(point[0] - cx), ry))
+        return EllipseRoi(m.center, (rx, abs(point[1] - cy)))
+    corners = handles(m)
+    return RectangleRoi(corners[(index + 2) % 4], point)
+
+
+def translated(m: Measurement, dx: float, dy: float) -> Measurement:
+    def move(p: Point) -> Point:
+        return (p[0] + dx, p[1] + dy)
+
+    if isinstance(m, Distance):
+        return Distance(move(m.p0), move(m.p1))
+    if isinstance(m, Angle):
+        return Angle(move(m.p0), move(m.vertex), move(m.p1))
+    if isinstance(m, EllipseRoi):
+        return EllipseRoi(move(m.center), m.radii)
+    return RectangleRoi(move(m.p0), move(m.p1))
+
+
+def _segment_distance(p: Point, a: Point, b: Point) -> float:
+    ab = np.subtract(b, a)
+    length2 = float(ab @ ab)
+    t = 0.0 if length2 == 0 else float(np.clip(np.subtract(p, a) @ ab / length2, 0.0, 1.0))
+    closest = np.add(a, t * ab)
+    return float(np.hypot(*np.subtract(p, closest)))
+
+
+def distance_to(m: Measurement, point: Point) -> float:
+    """Pixels from `point` to the drawn measurement: its segments, or 0 inside an ROI (a click there selects it)."""
+    if isinstance(m, Distance):
+        return _segment_distance(point, m.p0, m.p1)
+    if isinstance(m, Angle):
+        return min(_segment_distance(point, m.p0, m.vertex), _segment_distance(point, m.vertex, m.p1))
+    if isinstance(m, EllipseRoi):
+        (cx, cy), (rx, ry) = m.center, m.radii
+        rx, ry = max(rx, 1e-9), max(ry, 1e-9)
+        r = math.hypot((point[0] - cx) / rx, (point[1] - cy) / ry)
+        if r <= 1.0:
+            return 0.0
+        # along the ray from the centre: exact on the axes, close enough elsewhere for picking
+        return (r - 1.0) / r * math.hypot(point[0] - cx, point[1] - cy)
+    x0, y0, x1, y1 = m.bounds()
+    dx = max(x0 - point[0], 0.0, point[0] - x1)
+    dy = max(y0 - point[1], 0.0, point[1] - y1)
+    return math.hypot(dx, dy)
+
+
+@dataclass(frozen=True)
+class ScaleBar:
+    millimetres: float
+    pixels: float  # screen pixels
+    label: str
+
+
+def scale_bar(mm_per_screen_pixel: float, max_pixels: float) -> ScaleBar | None:
+    """The longest round length (1, 2, 5 × 10ⁿ mm) whose bar fits in `max_pixels` screen pixels."""
+    if not (mm_per_screen_pixel > 0 and max_pixels > 0) or not math.isfinite(mm_per_screen_pixel):
+        return None
+    limit = mm_per_screen_pixel * max_pixels
+    exponent = math.floor(math.log10(limit))
+    best = None
+    for e in (exponent - 1, exponent):
+        for step in (1.0, 2.0, 5.0):
+            length = step * 10.0**e
+            if length <= limit * (1 + 1e-9):
+                best = length
+    if best is None:
+        return None
+    label = f"{best / 10:g} cm" if best >= 10 else f"{best:g} mm"
+    return ScaleBar(best, best / mm_per_screen_pixel, label)

@@ -2,17 +2,23 @@
 
 API
 ---
-``SliceRef(path, frame, sop_instance_uid="", instance_number=None)``  one displayable frame.
+``SliceRef(path, frame, sop_instance_uid="", instance_number=None, position=(), orientation=())``  one
+    displayable frame; `position`/`orientation` are Image Position/Orientation (Patient) from the index, () when
+    the index has none (then the header is read).
 ``SeriesStack(slices, *, modality="")``; ``SeriesStack.from_store(store, series_uid)`` (image instances only,
-    multi-frame instances expanded to their frames), ``SeriesStack.from_paths(paths)``.
+    multi-frame instances expanded to their frames; in reading order at once when the index holds every slice's
+    position and orientation: ``stack.ordered`` is then True), ``SeriesStack.from_instances(instances)``,
+    ``SeriesStack.from_paths(paths)``.
     ``len(stack)``, ``stack[i]``, ``source(i) -> ImageSource`` (one per file, cached, thread-safe),
     ``header(i)`` (the frame's merged header), ``load_frame(i)`` (decode), ``key(i)`` (frame cache key),
-    ``geometry(i) -> SliceGeometry | None``, ``sort_by_position() -> bool`` (reads every header; orders by
-    position along the slice normal when all slices share an orientation), ``nearest_index(point)``,
+    ``geometry(i) -> SliceGeometry | None``, ``position_order()`` / ``sort_by_position() -> bool`` (reading
+    order, see `reading_order`; from the index when it has the planes, else reads every header),
+    ``nearest_index(point)``,
     ``cine_rate() -> float | None`` (frames per second from Cine Rate, Recommended Display Frame Rate,
     Frame Time or Frame Time Vector).
 ``SliceGeometry.from_header(header)``: position, row/column direction cosines, pixel spacing, normal;
     ``pixel_to_patient(col, row)``, ``patient_to_pixel(point)``.
+``reading_order(positions, orientations, instance_numbers) -> list[int] | None``  the order a reader scrolls.
 ``orientation_labels(geometry) -> dict[str, str]``  markers for the 'left', 'right', 'top', 'bottom' edges.
 ``reference_line(target, other) -> ((col0, row0), (col1, row1)) | None``  where `other`'s plane cuts `target`.
 ``annotations(header, *, frame_index, frame_count, window, zoom) -> dict[corner, list[str]]`` corner texts.
@@ -37,6 +43,43 @@ class SliceRef:
     frame: int = 0
     sop_instance_uid: str = ""
     instance_number: int | None = None
+    position: tuple[float, ...] = ()  # Image Position (Patient) as indexed; () when the index has none
+    orientation: tuple[float, ...] = ()  # Image Orientation (Patient) as indexed
+
+
+def reading_order(
+    positions: list[np.ndarray], orientations: list[np.ndarray], instance_numbers: list[int | None]
+) -> list[int] | None:
+    """Indices in the order a reader scrolls a stack, or None when no position order is defined.
+
+    Slices are ordered along their common normal (PS3.3 C.7.6.2.1.1: position and orientation define the
+    plane; the instance number carries no spatial meaning). The direction: when the instance numbers run
+    monotonically along the positions, image 1 comes first (the order the modality meant, as RadiAnt, Horos and
+    Weasis show it); otherwise the anatomical convention — head to feet for axial, right to left for sagittal,
+    anterior to posterior for coronal (patient +x is left, +y posterior, +z head: PS3.3 C.7.6.2.1.1).
+    """
+    if len(positions) < 2 or len(orientations) != len(positions):
+        return None
+    normals = [np.cross(o[:3], o[3:]) for o in orientations]
+    normal = normals[0]
+    if not np.isfinite(normal).all() or np.linalg.norm(normal) < 1e-6:
+        return None
+    if any(np.abs(n - normal).max() > 1e-3 for n in normals):
+        return None
+    distances = [float(p @ normal) for p in positions]
+    if len(set(np.round(distances, 3))) < len(distances):
+        return None  # several frames at one position (e.g. a time series): keep instance order
+    order = sorted(range(len(positions)), key=lambda i: distances[i])
+    numbers = [instance_numbers[i] for i in order]
+    if all(n is not None for n in numbers) and len(set(numbers)) == len(numbers):
+        steps = np.diff(np.array(numbers, dtype=float))
+        if (steps > 0).all():
+            return order
+        if (steps < 0).all():
+            return order[::-1]
+    axis = int(np.argmax(np.abs(normal)))
+    wanted = -1.0 if axis == 2 else 1.0  # descending z (head first); ascending x (right first) or y (anterior)
+    return order if normal[axis] * wanted > 0 else order[::-1]
 
 
 @dataclass(frozen=True)
@@ -86,19 +129,57 @@ class SeriesStack:
         self.slices = list(slices)
         self.modality = modality
         self.pool = pool or SourcePool()
+        self.ordered = False  # True once the slices are in reading order (no header read needed any more)
 
     @classmethod
     def from_store(cls, store, series_uid: str, *, pool: SourcePool | None = None) -> SeriesStack:
+        series = store.series(series_uid)
+        return cls.from_instances(
+            store.instances_for_series(series_uid), modality=series.modality if series else "", pool=pool
+        )
+
+    @classmethod
+    def from_instances(cls, instances: Iterable, *, modality: str = "", pool: SourcePool | None = None) -> SeriesStack:
+        """A stack of index rows (`viewer.core.model.Instance`); ordered at once when they carry the planes.
+
+        The index keeps Image Position/Orientation (Patient) so that the reading order is known before the first
+        image is decoded; rows without them (older index) leave the order to `position_order` (header reads).
+        """
         from viewer.core.model import document_kind
 
-        series = store.series(series_uid)
         slices: list[SliceRef] = []
-        for inst in store.instances_for_series(series_uid):
+        for inst in instances:
             if document_kind(inst.sop_class_uid) != "image" or not inst.rows:
                 continue
-            for frame in range(max(1, inst.frames)):
-                slices.append(SliceRef(inst.path, frame, inst.sop_instance_uid, inst.instance_number))
-        return cls(slices, modality=series.modality if series else "", pool=pool)
+            frames = max(1, inst.frames)
+            # an instance's indexed plane is its first frame's: only single-frame rows can use it
+            position = tuple(getattr(inst, "image_position", ()) or ()) if frames == 1 else ()
+            orientation = tuple(getattr(inst, "image_orientation", ()) or ()) if frames == 1 else ()
+            for frame in range(frames):
+                slices.append(
+                    SliceRef(inst.path, frame, inst.sop_instance_uid, inst.instance_number, position, orientation)
+                )
+        stack = cls(slices, modality=modality, pool=pool)
+        order = stack._indexed_order()
+        if order is not None:
+            stack.slices = [stack.slices[i] for i in order]
+            stack.ordered = True
+        elif len(stack.slices) < 2 or not all(len(r.position) == 3 and len(r.orientation) == 6 for r in slices):
+            stack.ordered = len(stack.slices) < 2
+        else:
+            stack.ordered = True  # the index has every plane and they define no order: keep the instance order
+        return stack
+
+    def _indexed_order(self) -> list[int] | None:
+        if len(self.slices) < 2:
+            return None
+        if not all(len(r.position) == 3 and len(r.orientation) == 6 for r in self.slices):
+            return None
+        return reading_order(
+            [np.array(r.position, dtype=float) for r in self.slices],
+            [np.array(r.orientation, dtype=float) for r in self.slices],
+            [r.instance_number for r in self.slices],
+        )
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path], *, pool: SourcePool | None = None) -> SeriesStack:
@@ -146,27 +227,41 @@ class SeriesStack:
         return SliceGeometry.from_header(self.header(index))
 
     def position_order(self) -> list[SliceRef] | None:
-        """The slices ordered along their common normal, or None when that order is not well defined.
+        """The slices in reading order (`reading_order`), or None when no position order is defined.
 
-        Reads every header (slow for big series: call it off the GUI thread)."""
+        Uses the indexed planes when every slice has them; otherwise reads every header (slow for big series:
+        call it off the GUI thread)."""
         if len(self.slices) < 2:
             return None
         slices = list(self.slices)
-        geometries = [SliceGeometry.from_header(self.pool.get(r.path).frame_header(r.frame)) for r in slices]
-        if any(g is None for g in geometries):
+        order = self._indexed_order()
+        if order is None:
+            geometries = [SliceGeometry.from_header(self.pool.get(r.path).frame_header(r.frame)) for r in slices]
+            if any(g is None for g in geometries):
+                return None
+            order = reading_order(
+                [g.position for g in geometries],  # type: ignore[union-attr]
+                [np.concatenate([g.row_direction, g.column_direction]) for g in geometries],  # type: ignore[union-attr]
+                [self._instance_number(i) for i in range(len(slices))],
+            )
+        if order is None:
             return None
-        normal = geometries[0].normal  # type: ignore[union-attr]
-        if any(np.abs(g.normal - normal).max() > 1e-3 for g in geometries):  # type: ignore[union-attr]
-            return None
-        distances = [float(g.position @ normal) for g in geometries]  # type: ignore[union-attr]
-        if len(set(np.round(distances, 3))) < len(distances):
-            return None  # several frames at one position (e.g. a time series): keep instance order
-        order = sorted(range(len(slices)), key=lambda i: distances[i])
         return [slices[i] for i in order]
+
+    def _instance_number(self, index: int) -> int | None:
+        ref = self.slices[index]
+        if ref.instance_number is not None:
+            return ref.instance_number
+        value = self.pool.get(ref.path).header.get("InstanceNumber")
+        try:
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
 
     def sort_by_position(self) -> bool:
         """Order slices along their common normal; False (order kept) when undefined or already so."""
         ordered = self.position_order()
+        self.ordered = True
         if ordered is None or ordered == self.slices:
             return False
         self.slices = ordered

@@ -19,6 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -189,6 +190,20 @@ class MainWindow(QMainWindow):
             self.open_series(instance.series_uid)
         else:
             self.statusBar().showMessage(f"No viewer for {kind.upper()} objects yet.", 5000)
+
+    def current_image(self) -> tuple[str, int] | None:
+        """(SOP Instance UID, 0-based frame) on screen in the active viewport, when the viewer is what the user
+        works in: it shows an image and the keyboard focus is not in the study browser (Ctrl+T, tags of it)."""
+        area = self.viewer_area
+        active = getattr(area, "active", None)  # the placeholder label has none
+        stack = getattr(active, "stack", None)
+        if active is None or stack is None or not len(stack):
+            return None
+        focus = QApplication.focusWidget()
+        if focus is not None and (focus is self.browser or self.browser.isAncestorOf(focus)):
+            return None
+        ref = stack[active.index]
+        return (ref.sop_instance_uid, ref.frame) if ref.sop_instance_uid else None
 
     def _audit_viewed(self, study_uid: str) -> None:
         from viewer.core import audit

@@ -72,14 +72,16 @@ class DocumentPanel(QTabWidget):
 
 
 class TagDialog(QDialog):
-    def __init__(self, path: Path | str, title: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, path: Path | str, title: str, parent: QWidget | None = None, *, frame: int | None = None
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Tags — {title}")
+        self.setWindowTitle(f"Tags — {title}" + (f" (frame {frame + 1})" if frame else ""))
         self.resize(1000, 700)
         self.browser = TagBrowser(self)
         layout = QVBoxLayout(self)
         layout.addWidget(self.browser)
-        self.browser.load(path)
+        self.browser.load(path, frame=frame)
 
 
 def _document_title(store: Any, instance: Any, kind: str) -> str:
@@ -131,14 +133,19 @@ def install_documents(window: QMainWindow) -> DocumentPanel:
 
     panel.open_image_requested.connect(open_image)
 
-    def show_tags(sop_instance_uid: str | None = None) -> TagDialog | None:
+    def show_tags(sop_instance_uid: str | None = None, frame: int | None = None) -> TagDialog | None:
         if sop_instance_uid is None:
-            sop_instance_uid = _selected_instance_uid(window)
+            # the image on screen when the viewer is in use, else the browser's selection
+            on_screen = window.current_image()  # type: ignore[attr-defined]
+            if on_screen is not None:
+                sop_instance_uid, frame = on_screen
+            else:
+                sop_instance_uid = _selected_instance_uid(window)
         instance = store.instance(sop_instance_uid) if sop_instance_uid else None
         if instance is None:
             window.statusBar().showMessage("Select a series in the study browser to see its tags.", 5000)
             return None
-        dialog = TagDialog(instance.path, sop_instance_uid, window)
+        dialog = TagDialog(instance.path, sop_instance_uid, window, frame=frame if instance.frames > 1 else None)
         window.tag_dialogs.append(dialog)  # type: ignore[attr-defined]
         dialog.finished.connect(lambda _r, d=dialog: window.tag_dialogs.remove(d))  # type: ignore[attr-defined]
         dialog.show()

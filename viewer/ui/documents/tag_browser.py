@@ -1,4 +1,9 @@
-"""Tag browser: every attribute of one instance (nested sequences, private tags with their creators) with search."""
+"""Tag browser: every attribute of one instance (nested sequences, private tags with their creators) with search.
+
+``TagBrowser.load(path, frame=None)``: read the file in a worker; with `frame` (0-based) of an enhanced multi-frame
+image, that frame's Per-frame Functional Groups item (5200,9230)[frame] is expanded and selected, so the tags
+shown are those of the frame on screen.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from viewer.ui.workers import run_in_background
 
 ROLE_PATH = Qt.ItemDataRole.UserRole + 20
 COLUMNS = ("Tag", "Name", "VR", "VM", "Value", "Private creator")
+PER_FRAME_GROUPS = "(5200,9230)"  # Per-frame Functional Groups Sequence (PS3.3 C.7.6.16)
 
 
 class TagBrowser(QWidget):
@@ -32,6 +38,7 @@ class TagBrowser(QWidget):
         super().__init__(parent)
         self.nodes: list[TagNode] = []
         self.error_message = ""
+        self.focus_path: str | None = None
         self.search_edit = QLineEdit()
         self.search_edit.setObjectName("tagSearch")
         self.search_edit.setPlaceholderText("Search tag, keyword, name or value (e.g. 0010,0010 or PatientName)")
@@ -60,7 +67,8 @@ class TagBrowser(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.tree, 1)
 
-    def load(self, path: Path | str) -> None:
+    def load(self, path: Path | str, frame: int | None = None) -> None:
+        self.focus_path = f"{PER_FRAME_GROUPS}[{frame}]" if frame is not None else None
         self.status.setText("Reading…")
         run_in_background(load_tags, Path(path), on_result=self.set_nodes, on_error=self._failed)
 
@@ -72,7 +80,34 @@ class TagBrowser(QWidget):
     def set_nodes(self, nodes: list[TagNode]) -> None:
         self.nodes = nodes
         self.apply_filter()
+        if self.focus_path is not None:
+            self.select_path(self.focus_path)
         self.tags_loaded.emit(len(nodes))
+
+    def select_path(self, path: str) -> bool:
+        """Expand, select and scroll to the node at `path`; False when the instance has no such node."""
+        found: list[QTreeWidgetItem] = []
+
+        def visit(item: QTreeWidgetItem) -> None:
+            if item.data(0, ROLE_PATH) == path:
+                found.append(item)
+                return
+            for i in range(item.childCount()):
+                visit(item.child(i))
+
+        for i in range(self.tree.topLevelItemCount()):
+            visit(self.tree.topLevelItem(i))
+        if not found:
+            return False
+        item = found[0]
+        parent = item.parent()
+        while parent is not None:
+            parent.setExpanded(True)
+            parent = parent.parent()
+        item.setExpanded(True)
+        self.tree.setCurrentItem(item)
+        self.tree.scrollToItem(item)
+        return True
 
     def apply_filter(self) -> None:
         needle = self.search_edit.text().strip()

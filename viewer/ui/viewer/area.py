@@ -5,9 +5,17 @@ from __future__ import annotations
 import logging
 import math
 
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QPainterPath, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsPathItem, QGridLayout, QHBoxLayout, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter, QPainterPath, QPen, QTransform
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QGridLayout,
+    QHBoxLayout,
+    QSizePolicy,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.render.cache import FrameCache
 from viewer.render.decode import SourcePool
@@ -56,6 +64,29 @@ def region_item(region: object) -> QGraphicsPathItem:
     return item
 
 
+class _ActiveFrame(QWidget):
+    """The active viewport's frame: drawn over the image (transparent to the mouse) so it is always seen."""
+
+    COLOUR = QColor(0x3A, 0x7B, 0xD5)
+    WIDTH = 2
+
+    def __init__(self, viewport: QWidget) -> None:
+        super().__init__(viewport)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setGeometry(viewport.rect())
+        self.hide()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        pen = QPen(self.COLOUR)
+        pen.setWidth(self.WIDTH)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.setPen(pen)
+        half = self.WIDTH // 2
+        painter.drawRect(self.rect().adjusted(half, half, -half, -half))
+        painter.end()
+
+
 class _Grid(QWidget):
     """Holds the viewports; viewports ask their parent for every visible key so none of them is evicted."""
 
@@ -87,6 +118,9 @@ class ViewerArea(QWidget):
         self.sync_scroll = False
         self.reference_lines = bool(getattr(settings, "show_reference_lines", False))
         self.layout_name = "1x1"
+        self.maximised: Viewport | None = None
+        self._shown: list[Viewport] = []
+        self.frames: dict[Viewport, _ActiveFrame] = {}
         self._syncing = False
         # Presentation states: one overlay and one chooser per viewport; the toolbar shows the active one's.
         self.presentation_menus: dict[Viewport, object] = {}
@@ -146,6 +180,11 @@ class ViewerArea(QWidget):
             "Save this viewport's measurements as a Grayscale Softcopy Presentation State in the study"
         )
         tb.addSeparator()
+        self.smooth_action = QAction("Smooth", self, checkable=True)
+        self.smooth_action.setChecked(True)
+        self.smooth_action.setToolTip("Smooth magnification (S); off: nearest neighbour, to inspect single pixels")
+        self.smooth_action.toggled.connect(self.set_smooth)
+        tb.addAction(self.smooth_action)
         self.sync_action = QAction("Sync", self, checkable=True)
         self.sync_action.toggled.connect(self.set_sync_scroll)
         tb.addAction(self.sync_action)
@@ -155,6 +194,20 @@ class ViewerArea(QWidget):
         tb.addAction(self.reference_action)
         tb.addSeparator()
         tb.addWidget(self.presentation_box)
+
+    def set_smooth(self, smooth: bool) -> None:
+        """Interpolation for every viewport: smooth (reading) or nearest neighbour (pixel inspection)."""
+        for viewport in self.viewports:
+            if viewport.smooth != smooth:
+                viewport.set_smooth(smooth)
+        if self.smooth_action.isChecked() != smooth:
+            self.smooth_action.setChecked(smooth)
+
+    def _on_smooth_changed(self, viewport: Viewport) -> None:
+        if viewport is self.active and self.smooth_action.isChecked() != viewport.smooth:
+            self.smooth_action.blockSignals(True)  # the key toggles that viewport only
+            self.smooth_action.setChecked(viewport.smooth)
+            self.smooth_action.blockSignals(False)
 
     def _on_active(self, fn) -> None:
         if self.active is not None:
@@ -168,46 +221,90 @@ class ViewerArea(QWidget):
 
     # ----------------------------------------------------------------- layout
     def set_layout(self, name: str) -> None:
+        """1×1 shows the active viewport; 1×2 and 2×2 the first two or four, in equal rows and columns."""
         rows, cols = LAYOUTS.get(name, (1, 1))
         self.layout_name = name if name in LAYOUTS else "1x1"
+        self.maximised = None
         needed = rows * cols
         while len(self.viewports) < needed:
             viewport = Viewport(self.cache, self.grid_widget)
+            # the grid shares its space out equally: no viewport may claim more for its labels or its view
+            viewport.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
             viewport.activated.connect(self._set_active)
             viewport.index_changed.connect(self._on_index_changed)
+            viewport.maximise_requested.connect(self.toggle_maximised)
+            viewport.smooth_changed.connect(self._on_smooth_changed)
+            if hasattr(self, "smooth_action"):
+                viewport.set_smooth(self.smooth_action.isChecked())
+            viewport.installEventFilter(self)
+            self.frames[viewport] = _ActiveFrame(viewport)
             self.viewports.append(viewport)
             self._add_presentation_menu(viewport)
-        grid = self.grid_widget.grid
-        for viewport in self.viewports:
-            grid.removeWidget(viewport)
-            viewport.hide()
-        for i, viewport in enumerate(self.viewports[:needed]):
-            grid.addWidget(viewport, i // cols, i % cols)
-            viewport.show()
-        for viewport in self.viewports[needed:]:
-            viewport.stop_cine()
-        if self.active is None or self.active not in self.viewports[:needed]:
-            self._set_active(self.viewports[0])
+        if needed == 1 and self.active is not None and self.active in self.viewports:
+            shown = [self.active]
+        else:
+            shown = self.viewports[:needed]
+        self._arrange(shown, rows, cols)
         if self.layout_name in self.layout_actions:
             self.layout_actions[self.layout_name].setChecked(True)
 
+    def toggle_maximised(self, viewport: Viewport) -> None:
+        """Double click: the viewport alone fills the area; again, the layout comes back as it was."""
+        if self.maximised is not None:
+            self.set_layout(self.layout_name)
+            self._set_active(viewport)
+            return
+        if len(self._shown) < 2 or viewport not in self._shown:
+            return
+        self._arrange([viewport], 1, 1)
+        self.maximised = viewport
+        self._set_active(viewport)
+
+    def _arrange(self, shown: list[Viewport], rows: int, cols: int) -> None:
+        grid = self.grid_widget.grid
+        for viewport in self.viewports:
+            grid.removeWidget(viewport)
+        for r in range(max(grid.rowCount(), rows)):
+            grid.setRowStretch(r, 1 if r < rows else 0)
+        for c in range(max(grid.columnCount(), cols)):
+            grid.setColumnStretch(c, 1 if c < cols else 0)
+        for i, viewport in enumerate(shown):
+            grid.addWidget(viewport, i // cols, i % cols)
+        for viewport in self.viewports:
+            if viewport in shown:
+                viewport.show()
+            else:
+                viewport.hide()
+                viewport.stop_cine()
+        self._shown = list(shown)
+        if self.active is None or self.active not in shown:
+            self._set_active(shown[0])
+        else:
+            self._set_active(self.active)
+
     @property
     def visible_viewports(self) -> list[Viewport]:
-        rows, cols = LAYOUTS[self.layout_name]
-        return self.viewports[: rows * cols]
+        return list(self._shown)
 
     def visible_keys(self) -> list:
         return [k for v in self.visible_viewports if (k := v.visible_key()) is not None]
 
     def _set_active(self, viewport: Viewport) -> None:
         self.active = viewport
-        for v in self.viewports:
-            v.setStyleSheet("")
-        if len(self.visible_viewports) > 1:
-            viewport.setStyleSheet("Viewport { border: 1px solid #3a7bd5; }")
+        several = len(self._shown) > 1
+        for v, frame in self.frames.items():
+            frame.setVisible(several and v is viewport)
+            if frame.isVisible():
+                frame.raise_()
         for owner, menu in self.presentation_menus.items():
             menu.setVisible(owner is viewport)
+        self._on_smooth_changed(viewport)
         self._update_reference_lines()
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Resize and watched in self.frames:
+            self.frames[watched].setGeometry(watched.rect())  # type: ignore[attr-defined]
+        return super().eventFilter(watched, event)
 
     # ----------------------------------------------------------------- presentation states
     def _add_presentation_menu(self, viewport: Viewport) -> None:
@@ -259,13 +356,17 @@ class ViewerArea(QWidget):
         if (menu := self.presentation_menus.get(target)) is not None:
             menu.reset()  # a new series starts from its own default state
         self._update_presentation(target)
-        # Ordering by position needs every header: the store's instance order shows at once, and the
-        # position order replaces it when the headers have been read on a worker thread.
+        # Without indexed planes ordering by position needs every header: the store's instance order shows at
+        # once, and the reading order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
 
-        if not order_by_position:  # e.g. key images, shown in the order the key object lists them
+        if not order_by_position or stack.ordered:
+            # key images keep the order the key object lists them in; a stack whose order came from the index
+            # (Image Position/Orientation kept at ingest) is already in reading order
             target.reorder(stack, None)
             target.setFocus()
+            if series_uid and order_by_position:
+                self.series_opened.emit(series_uid)
             return target
         run_in_background(
             stack.position_order,

@@ -2,10 +2,9 @@
 annotations, pixel readout, measurements and a hook for presentation-state overlays.
 
 Mouse: right-drag window/level (horizontal width, vertical level), left-drag pan (or the active measurement
-tool), wheel scroll the stack, Ctrl+wheel zoom, middle-drag zoom.
-Keys: Up/Down/PageUp/PageDown/Home/End scroll; 1–9 presets (modality presets, then the file's windows);
-0 back to the file's first window; I invert; F fit; A actual size (1:1); R rotate 90° clockwise; H/V flip;
-Space cine play/pause; O overlays on/off; Esc ends a measurement tool.
+tool, see tools.py: draw from the press, click selects, drag moves or edits the selected one), wheel scroll the
+stack, Ctrl+wheel zoom, middle-drag zoom, double-click maximise (the area restores on the next one).
+Keys: see keys.py (one table of bindings).
 
 Overlay hook (for presentation states): ``add_overlay_layer(name, factory)`` where
 ``factory(viewport, stack_index) -> Iterable[QGraphicsItem]`` returns items in image pixel coordinates
@@ -21,19 +20,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPen, QTransform, QWheelEvent
+from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import (
-    QGraphicsEllipseItem,
     QGraphicsItem,
     QGraphicsLineItem,
-    QGraphicsRectItem,
-    QLabel,
     QVBoxLayout,
     QWidget,
 )
@@ -43,17 +38,19 @@ from viewer.render.decode import overlay_mask
 from viewer.render.gsps import modality_header
 from viewer.render.lut import DisplayLut, LutData, Voi, Window, build_display_lut, min_max_window
 from viewer.render.measure import (
-    Angle,
     Calibration,
-    Distance,
-    EllipseRoi,
     Measurement,
-    RectangleRoi,
+    scale_bar,
     value_units,
 )
 from viewer.render.pipeline import Preset, default_voi, modality_value, presets_for, render_color
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
 from viewer.ui.viewer.frame_item import FrameItem
+from viewer.ui.viewer.keys import handle_key
+from viewer.ui.viewer.overlay_text import OverlayLabel, ScaleBarWidget, overlay_font, overlay_pixel_size
+from viewer.ui.viewer.tools import MEASURE_TOOLS, MeasurementTools, PlacedMeasurement
+
+__all__ = ["MEASURE_TOOLS", "PlacedMeasurement", "Viewport"]
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -74,15 +71,6 @@ _LUT_KEYWORDS = (
     "PixelPaddingRangeLimit",
 )
 
-MEASURE_TOOLS = ("none", "distance", "angle", "ellipse", "rectangle")
-
-
-@dataclass
-class PlacedMeasurement:
-    stack_index: int
-    measurement: Measurement
-    items: list[QGraphicsItem]
-
 
 class _ImageViewBox(pg.ViewBox):
     """A ViewBox whose right-drag is window/level and whose wheel scrolls the stack (handled by the viewport)."""
@@ -98,10 +86,8 @@ class _ImageViewBox(pg.ViewBox):
             delta = ev.screenPos() - ev.lastScreenPos()
             vp.adjust_window(delta.x(), delta.y())
             return
-        if ev.button() == Qt.MouseButton.LeftButton and vp.tool != "none":
+        if ev.button() == Qt.MouseButton.LeftButton and vp.tools.drag(ev):
             ev.accept()
-            point = vp.image_item.mapFromScene(ev.scenePos())
-            vp._measure_drag(ev.isStart(), ev.isFinish(), (point.x(), point.y()))
             return
         if ev.button() == Qt.MouseButton.MiddleButton:
             ev.accept()
@@ -115,11 +101,12 @@ class _ImageViewBox(pg.ViewBox):
     def mouseClickEvent(self, ev) -> None:
         vp = self._viewport
         vp.activated.emit(vp)
-        if ev.button() == Qt.MouseButton.LeftButton and vp.tool == "angle":
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
-            point = vp.image_item.mapFromScene(ev.scenePos())
-            vp._angle_click((point.x(), point.y()))
+            vp.maximise_requested.emit(vp)
             return
+        if ev.button() == Qt.MouseButton.LeftButton:
+            vp.tools.click(ev)
         ev.accept()
 
     def wheelEvent(self, ev, axis=None) -> None:
@@ -138,6 +125,8 @@ class Viewport(QWidget):
 
     index_changed = Signal(object, int)
     activated = Signal(object)
+    smooth_changed = Signal(object)
+    maximise_requested = Signal(object)  # a double click: the area maximises this viewport or restores the layout
     window_changed = Signal(object)
     _frame_arrived = Signal(object, object)  # (key, frame) from a cache worker thread
 
@@ -156,12 +145,12 @@ class Viewport(QWidget):
         self.flip_h = False
         self.flip_v = False
         self.show_overlays = True
-        self.tool = "none"
-        self.measurements: list[PlacedMeasurement] = []
+        self.tools = MeasurementTools(self)
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self.displayed_index: int | None = None
         self.frames_shown = 0
         self.order_settled = False  # True once the position order (from a worker) has been applied
+        self._moved_since_open = False
         self._frame: np.ndarray | None = None
         self._lut: DisplayLut | None = None
         self._lut_key: tuple | None = None
@@ -170,9 +159,6 @@ class Viewport(QWidget):
         self._overlay_layers: dict[str, OverlayFactory] = {}
         self._overlay_items: dict[str, list[QGraphicsItem]] = {}
         self._reference_items: list[QGraphicsItem] = []
-        self._pending_measure: list[tuple[float, float]] = []
-        self._drag_item: QGraphicsItem | None = None
-        self._drag_start: tuple[float, float] | None = None
         self._overlay_masks: dict[tuple[str, int], np.ndarray] = {}
 
         self.view = pg.GraphicsView(self)
@@ -187,11 +173,18 @@ class Viewport(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
+        self._text_pixels = overlay_pixel_size(self.width(), self.height())
         self.corner_labels = {
-            name: self._make_label() for name in ("top_left", "top_right", "bottom_left", "bottom_right")
+            name: self._make_label(right=name.endswith("right"))
+            for name in ("top_left", "top_right", "bottom_left", "bottom_right")
         }
         self.marker_labels = {name: self._make_label(center=True) for name in ("left", "right", "top", "bottom")}
         self.readout_label = self._make_label()
+        self.scale_bar = ScaleBarWidget(self)
+        self.scale_bar.set_bar(None)
+        self.view_box.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
+        self.smooth = True
+        self.set_smooth(True)
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
         self.cine_fps = 15.0
@@ -199,23 +192,31 @@ class Viewport(QWidget):
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # ----------------------------------------------------------------- widgets
-    def _make_label(self, *, center: bool = False) -> QLabel:
-        label = QLabel(self)
-        label.setStyleSheet("color: #e8e8a0; background: transparent;")
-        font = QFont()
-        font.setPointSize(9)
-        label.setFont(font)
-        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    def _make_label(self, *, center: bool = False, right: bool = False) -> OverlayLabel:
+        label = OverlayLabel(self)
+        label.setFont(overlay_font(self._text_pixels))
         if center:
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        elif right:
+            label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         return label
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._place_labels()
 
+    def _overlay_widgets(self) -> list[QWidget]:
+        return [*self.corner_labels.values(), *self.marker_labels.values(), self.readout_label, self.scale_bar]
+
     def _place_labels(self) -> None:
         w, h, m = self.width(), self.height(), 4
+        pixels = overlay_pixel_size(w, h)
+        if pixels != self._text_pixels:
+            # the text follows the viewport: a 2×2 tile gets smaller text than a full-screen view
+            self._text_pixels = pixels
+            for widget in self._overlay_widgets():
+                widget.setFont(overlay_font(pixels))
+            self._update_scale_bar()
         for name, label in self.corner_labels.items():
             label.adjustSize()
             x = m if name.endswith("left") else w - label.width() - m
@@ -237,6 +238,33 @@ class Viewport(QWidget):
             }
             label.move(*positions[name])
             label.raise_()
+        bottom = self.marker_labels["bottom"]
+        self.scale_bar.move((w - self.scale_bar.width()) // 2, bottom.y() - self.scale_bar.height())
+        self.scale_bar.raise_()
+
+    def _update_scale_bar(self) -> None:
+        """A calibrated bar (Pixel Spacing) of a round length, recomputed on every zoom, pan and resize."""
+        if self.stack is None or not len(self.stack) or self.displayed_index is None:
+            self.scale_bar.set_bar(None)
+            return
+        cal = self.calibration()
+        if not cal.calibrated:
+            self.scale_bar.set_bar(None)
+            return
+        # the screen's horizontal runs along the image's rows after a 90° or 270° rotation
+        spacing = cal.row_mm if self.rotation % 180 == 90 else cal.column_mm
+        bar = scale_bar(float(spacing) / max(self.zoom_factor(), 1e-9), max(self.width() / 4, 1.0))
+        self.scale_bar.set_bar(bar)
+        bottom = self.marker_labels["bottom"]
+        self.scale_bar.move((self.width() - self.scale_bar.width()) // 2, bottom.y() - self.scale_bar.height())
+
+    # ----------------------------------------------------------------- interpolation
+    def set_smooth(self, smooth: bool) -> None:
+        """Bilinear magnification for reading (the default), nearest neighbour to inspect single pixels."""
+        self.smooth = smooth
+        self.view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+        self.view.viewport().update()
+        self.smooth_changed.emit(self)
 
     # ----------------------------------------------------------------- stack and frames
     def set_stack(self, stack: SeriesStack | None, index: int = 0) -> None:
@@ -244,6 +272,7 @@ class Viewport(QWidget):
         self.clear_measurements()
         self.stack = stack
         self.order_settled = False
+        self._moved_since_open = False
         self.voi = None
         self.invert = False
         self.rotation, self.flip_h, self.flip_v = 0, False, False
@@ -256,6 +285,7 @@ class Viewport(QWidget):
             self.image_item.clear()
             for label in [*self.corner_labels.values(), *self.marker_labels.values()]:
                 label.setText("")
+            self.scale_bar.set_bar(None)
             return
         rate = stack.cine_rate()
         self.cine_fps = rate if rate else 15.0
@@ -269,15 +299,21 @@ class Viewport(QWidget):
         self._schedule_prefetch()
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
-        """Adopt a new slice order for `stack` (if still shown), staying on the same slice."""
+        """Adopt a new slice order for `stack` (if still shown): image 1 of it, or the same slice once scrolled."""
         if stack is self.stack:
             self.order_settled = True
         if stack is not self.stack or not ordered or ordered == stack.slices:
             return
         current = stack.slices[self.index]
         stack.slices = list(ordered)
+        stack.ordered = True
         self.index = stack.slices.index(current)
         self.displayed_index = self.index
+        if not self._moved_since_open and self.index != 0:
+            # a stack opens at image 1 of its reading order; once the reader has scrolled, stay on their slice
+            self.set_index(0)
+            self._moved_since_open = False
+            return
         self._update_annotations(stack.header(self.index), self.voi)
         self._schedule_prefetch()
         self.index_changed.emit(self, self.index)
@@ -288,6 +324,7 @@ class Viewport(QWidget):
         index = max(0, min(index, len(self.stack) - 1))
         if index != self.index:
             self._direction = 1 if index > self.index else -1
+            self._moved_since_open = True
         self.index = index
         key = self.stack.key(index)
         frame = self.cache.get(key)
@@ -520,6 +557,7 @@ class Viewport(QWidget):
         for name, lines in corners.items():
             self.corner_labels[name].setText("\n".join(lines))
         self._update_markers()
+        self._update_scale_bar()
         self._place_labels()
 
     def _update_markers(self) -> None:
@@ -554,8 +592,7 @@ class Viewport(QWidget):
         point = self.image_item.mapFromScene(scene_pos)
         self.readout_label.setText(self.pixel_readout(point.x(), point.y()))
         self._place_labels()
-        if self.tool == "angle" and self._pending_measure and self._drag_item is not None:
-            self._update_angle_preview((point.x(), point.y()))
+        self.tools.hover((point.x(), point.y()))
 
     # ----------------------------------------------------------------- cine
     def start_cine(self, fps: float | None = None) -> None:
@@ -645,12 +682,17 @@ class Viewport(QWidget):
             line.setPen(pen)
             self._reference_items.append(line)
 
-    # ----------------------------------------------------------------- measurements
+    # ----------------------------------------------------------------- measurements (see tools.py)
+    @property
+    def tool(self) -> str:
+        return self.tools.tool
+
     def set_tool(self, tool: str) -> None:
-        if tool not in MEASURE_TOOLS:
-            raise ValueError(tool)
-        self.tool = tool
-        self._cancel_pending()
+        self.tools.set_tool(tool)
+
+    @property
+    def measurements(self) -> list[PlacedMeasurement]:
+        return self.tools.measurements
 
     def calibration(self) -> Calibration:
         if self.stack is None or not len(self.stack):
@@ -659,159 +701,26 @@ class Viewport(QWidget):
 
     def add_measurement(self, measurement: Measurement) -> PlacedMeasurement:
         """Place a measurement on the current frame (also used by the mouse tools) and draw it."""
-        placed = PlacedMeasurement(self.index, measurement, self._items_for(measurement))
-        self.measurements.append(placed)
-        return placed
+        return self.tools.add(measurement)
 
     def measurement_label(self, measurement: Measurement) -> str:
-        cal = self.calibration()
-        if isinstance(measurement, Distance):
-            return measurement.label(cal)
-        if isinstance(measurement, Angle):
-            return measurement.label()
-        if self._frame is None or self.stack is None or self._frame.ndim != 2:
-            return ""
-        header = self.stack.header(self.index)
-        values = modality_value(header, self._frame)
-        return measurement.stats(values, cal, value_units(header)).label()
+        return self.tools.label(measurement)
 
     def clear_measurements(self) -> None:
-        for placed in self.measurements:
-            for item in placed.items:
-                self._remove_item(item)
-        self.measurements = []
-        self._cancel_pending()
+        self.tools.clear()
 
-    def _pen(self) -> QPen:
-        pen = QPen(QColor(0, 255, 120))
-        pen.setCosmetic(True)
-        pen.setWidth(2)
-        return pen
-
-    def _items_for(self, m: Measurement) -> list[QGraphicsItem]:
-        items: list[QGraphicsItem] = []
-        pen = self._pen()
-        if isinstance(m, Distance):
-            line = QGraphicsLineItem(m.p0[0], m.p0[1], m.p1[0], m.p1[1], self.image_item)
-            items.append(line)
-            anchor = m.p1
-        elif isinstance(m, Angle):
-            for a, b in ((m.p0, m.vertex), (m.vertex, m.p1)):
-                items.append(QGraphicsLineItem(a[0], a[1], b[0], b[1], self.image_item))
-            anchor = m.vertex
-        elif isinstance(m, EllipseRoi):
-            (cx, cy), (rx, ry) = m.center, m.radii
-            items.append(QGraphicsEllipseItem(cx - rx, cy - ry, 2 * rx, 2 * ry, self.image_item))
-            anchor = (cx + rx, cy + ry)
-        else:
-            x0, y0, x1, y1 = m.bounds()
-            items.append(QGraphicsRectItem(x0, y0, x1 - x0, y1 - y0, self.image_item))
-            anchor = (x1, y1)
-        for item in items:
-            item.setPen(pen)  # type: ignore[attr-defined]
-        text = pg.TextItem(self.measurement_label(m), color=(0, 255, 120), anchor=(0, 0))
-        text.setParentItem(self.image_item)
-        text.setPos(anchor[0], anchor[1])
-        items.append(text)
-        return items
+    def delete_selected_measurement(self) -> bool:
+        return self.tools.delete_selected()
 
     def _show_measurements_for(self, index: int) -> None:
-        for placed in self.measurements:
-            for item in placed.items:
-                item.setVisible(placed.stack_index == index)
+        self.tools.show_for(index)
 
-    def _measure_drag(self, start: bool, finish: bool, point: tuple[float, float]) -> None:
-        if self.tool not in ("distance", "ellipse", "rectangle"):
-            return
-        if start or self._drag_start is None:
-            self._drag_start = point
-        measurement = self._measurement_between(self._drag_start, point)
-        if self._drag_item is not None:
-            self._remove_item(self._drag_item)
-            self._drag_item = None
-        if finish:
-            self._drag_start = None
-            self.add_measurement(measurement)
-            return
-        preview = self._items_for(measurement)
-        for extra in preview[1:]:
-            self._remove_item(extra)
-        self._drag_item = preview[0]
-
-    def _measurement_between(self, a: tuple[float, float], b: tuple[float, float]) -> Measurement:
-        if self.tool == "distance":
-            return Distance(a, b)
-        if self.tool == "ellipse":
-            return EllipseRoi(((a[0] + b[0]) / 2, (a[1] + b[1]) / 2), (abs(b[0] - a[0]) / 2, abs(b[1] - a[1]) / 2))
-        return RectangleRoi(a, b)
-
-    def _angle_click(self, point: tuple[float, float]) -> None:
-        self._pending_measure.append(point)
-        if len(self._pending_measure) == 3:
-            p0, vertex, p1 = self._pending_measure
-            self._cancel_pending()
-            self.add_measurement(Angle(p0, vertex, p1))
-        elif self._drag_item is None:
-            self._drag_item = QGraphicsLineItem(point[0], point[1], point[0], point[1], self.image_item)
-            self._drag_item.setPen(self._pen())
-
-    def _update_angle_preview(self, point: tuple[float, float]) -> None:
-        anchor = self._pending_measure[-1]
-        if isinstance(self._drag_item, QGraphicsLineItem):
-            self._drag_item.setLine(anchor[0], anchor[1], point[0], point[1])
-
-    def _cancel_pending(self) -> None:
-        self._pending_measure = []
-        self._drag_start = None
-        if self._drag_item is not None:
-            self._remove_item(self._drag_item)
-            self._drag_item = None
-
-    # ----------------------------------------------------------------- keyboard
+    # ----------------------------------------------------------------- keyboard (see keys.py)
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        key = event.key()
-        text = event.text()
-        steps = {
-            Qt.Key.Key_Down: 1,
-            Qt.Key.Key_Right: 1,
-            Qt.Key.Key_Up: -1,
-            Qt.Key.Key_Left: -1,
-            Qt.Key.Key_PageDown: 10,
-            Qt.Key.Key_PageUp: -10,
-        }
-        if key in steps:
-            self.scroll(steps[key])
-        elif key == Qt.Key.Key_Home:
-            self.set_index(0)
-        elif key == Qt.Key.Key_End and self.stack is not None:
-            self.set_index(len(self.stack) - 1)
-        elif text.isdigit() and text != "0":
-            self.apply_preset(int(text))
-        elif text == "0":
-            self.set_voi(None)
-        elif text.lower() == "i":
-            self.set_invert(not self.invert)
-        elif text.lower() == "f":
-            self.fit()
-        elif text.lower() == "a":
-            self.actual_size()
-        elif text.lower() == "r":
-            self.rotate()
-        elif text.lower() == "h":
-            self.set_flip(horizontal=not self.flip_h)
-        elif text.lower() == "v":
-            self.set_flip(vertical=not self.flip_v)
-        elif text.lower() == "o":
-            self.show_overlays = not self.show_overlays
-            self.rerender()
-        elif key == Qt.Key.Key_Space:
-            self.toggle_cine()
-        elif key == Qt.Key.Key_Escape:
-            self.set_tool("none")
-        else:
-            super().keyPressEvent(event)
+        if handle_key(self, event):
+            event.accept()
             return
-        event.accept()
+        super().keyPressEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         # wheel over the labels (outside the view box) still scrolls
