@@ -63,6 +63,7 @@ def test_films_arrive_with_their_attributes_and_pixels(
         film_destination="PROCESSOR",
         copies=2,
         priority="HIGH",
+        identify_patient=False,  # box sizes below are the image alone (the identification band is tested apart)
     )
     items = items_for_frames([(ct_path, 1), (mr_path, 1)] * 3)  # 6 images
     job = PrintJob(items, preset)
@@ -241,6 +242,40 @@ def test_pixels_reach_the_printer_unchanged(full_printer: PrintServer, ct_path: 
     (payload,) = list(job.payloads())
     print_films(printer_for(full_printer), preset, iter([payload]))
     (image,) = full_printer.hardcopy_images()
-    sent = payload.images[0]
+    sent = payload.burned()[0]  # dcmprscp has no annotation boxes: the identification is in the pixels
     assert sent is not None
     assert np.array_equal(image.pixel_array, sent.array)
+
+
+def test_films_carry_the_patient_identification_by_default(full_printer: PrintServer, ct_path: str) -> None:
+    """dcmprscp has no annotation boxes, so the name, ID and study date are burned above each image."""
+    import pydicom
+
+    from viewer.print.render import identification_font_px, identification_strip, render_for_print
+
+    full_printer.clear()
+    preset = PrintPreset(film_size="8INX10IN", display_format="STANDARD\\2,2", dpi=100, use_presentation_lut=False)
+    assert preset.identify_patient  # on unless switched off
+    header = FilmHeader.from_dataset(pydicom.dcmread(ct_path, stop_before_pixels=True))
+    job = PrintJob(items_for_frames([(ct_path, 1)]), preset, header=header)
+    print_films(printer_for(full_printer), preset, job.payloads())
+    (image,) = full_printer.hardcopy_images()
+    pixels = image.pixel_array.astype(int)
+    lines = header.identification()
+    assert "CompressedSamples CT1" in lines[0] and "ID 1CT1" in lines[0] and "Study 2004-01-19" in lines[0]
+    assert "JFK IMAGING CENTER" in lines[1]
+    # The box is 400 px wide; the image (a square CT) fills that width below the band.
+    assert image.Columns == 400 and image.Rows > 400
+    band = identification_strip(lines, 400, identification_font_px(100), 8, color=False).array
+    assert image.Rows == 400 + band.shape[0]
+    assert np.array_equal(pixels[: band.shape[0]], band) and (band > 128).sum() > 100
+    from viewer.print.render import resize
+
+    expected = resize(render_for_print(ct_path, 0, bits=8).array, 400, 400).astype(int)
+    assert np.abs(pixels[band.shape[0] :] - expected).max() <= 1
+    # Switched off, the same film has the image alone.
+    full_printer.clear()
+    preset.identify_patient = False
+    print_films(printer_for(full_printer), preset, PrintJob(job.items, preset, header=header).payloads())
+    (plain,) = full_printer.hardcopy_images()
+    assert (plain.Columns, plain.Rows) == (400, 400)

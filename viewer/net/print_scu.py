@@ -171,7 +171,7 @@ def print_films(
         ae.add_requested_context(BasicColorPrintManagementMeta, syntaxes)
     if preset.use_presentation_lut:
         ae.add_requested_context(PresentationLUT, syntaxes)
-    if preset.annotation_box:
+    if preset.annotation_box or preset.identify_patient:
         ae.add_requested_context(BasicAnnotationBox, syntaxes)
     ae.add_requested_context(PrintJob, syntaxes)
 
@@ -263,9 +263,16 @@ def _run_session(
                 "The printer does not support Presentation LUTs; it uses its own calibration "
                 "(set a perception LUT in Configuration Information if needed)."
             )
-    want_annotations = preset.annotation_box and _accepted(assoc, BasicAnnotationBox)
+    want_annotations = (preset.annotation_box or preset.identify_patient) and _accepted(assoc, BasicAnnotationBox)
     if preset.annotation_box and not want_annotations:
-        result.warnings.append("The printer does not support annotation boxes; films are printed without them.")
+        result.warnings.append(
+            "The printer does not support annotation boxes; "
+            + (
+                "the patient identification is burned into the images instead."
+                if preset.identify_patient
+                else "films are printed without them."
+            )
+        )
     result.annotation_box = want_annotations
 
     session_uid = new_uid()
@@ -400,7 +407,12 @@ def _send_film(
             f"{label}: the printer created {len(image_boxes)} image boxes for {film.display_format}, "
             f"but the film has {len(film.images)} positions."
         )
-    for position, (box_ref, image) in enumerate(zip(image_boxes, film.images), start=1):
+    texts = _annotation_texts(film.annotations, len(attrs.get("ReferencedBasicAnnotationBoxSequence", [])))
+    # The identification goes into the printer's annotation boxes when it made enough of them for the
+    # whole text; otherwise it is burned into the image boxes (the images left room for it).
+    annotated = want_annotations and texts is not None
+    images = film.images if annotated or not preset.identify_patient else film.burned()
+    for position, (box_ref, image) in enumerate(zip(image_boxes, images), start=1):
         if image is None:
             continue  # left empty: the printer fills it with the Empty Image Density
         request = _image_box_dataset(
@@ -408,18 +420,29 @@ def _send_film(
         )
         status, _ = assoc.send_n_set(request, session.image_box_class, box_ref.ReferencedSOPInstanceUID, meta_uid=meta)
         session.check(status, f"{label}, image {position}")
-    if want_annotations:
+    if annotated:
         for position, (ann_ref, text) in enumerate(
-            zip(attrs.get("ReferencedBasicAnnotationBoxSequence", []), film.annotations), start=1
+            zip(attrs.get("ReferencedBasicAnnotationBoxSequence", []), texts or []), start=1
         ):
             annotation = Dataset()
             annotation.AnnotationPosition = position
-            annotation.TextString = text[:64]
+            annotation.TextString = text
             status, _ = assoc.send_n_set(
                 annotation, BasicAnnotationBox, ann_ref.ReferencedSOPInstanceUID, meta_uid=meta
             )
             session.check(status, f"{label}, annotation {position}")
     return box_uid
+
+
+def _annotation_texts(lines: list[str], boxes: int) -> list[str] | None:
+    """The lines packed into `boxes` Text Strings of at most 64 characters (LO, PS3.3 C.13.7), or None when
+    they do not fit (then the text is burned into the images rather than cut)."""
+    lines = [line for line in lines if line]
+    if not lines or boxes < 1:
+        return None
+    if len(lines) > boxes:
+        lines = [*lines[: boxes - 1], "  ".join(lines[boxes - 1 :])]
+    return lines if all(len(line) <= 64 for line in lines) else None
 
 
 def _image_box_dataset(

@@ -24,12 +24,15 @@ from viewer.print.film import (
 )
 from viewer.print.render import (
     PrintPixels,
+    identification_font_px,
+    identification_strip_height,
     normalise,
     render_for_print,
     render_with_presentation_state,
     resize,
     to_grayscale,
     to_rgb,
+    with_identification,
 )
 
 MEDIUM_TYPES = ("BLUE FILM", "CLEAR FILM", "MAMMO BLUE FILM", "MAMMO CLEAR FILM", "PAPER")
@@ -62,7 +65,10 @@ class PrintPreset:
     use_presentation_lut: bool = True
     illumination: int = 2000
     reflected_ambient_light: int = 10
-    annotation_box: bool = False
+    annotation_box: bool = False  # ask for annotation boxes even when identification is off (warn if refused)
+    # Patient name, ID and study date on every film (a film without them is unacceptable): in the printer's
+    # annotation boxes when it has them, else burned into each image box above the image.
+    identify_patient: bool = True
     annotation_format_id: str = "ANNOTATION"
     copies: int = 1
     priority: str = "MED"
@@ -114,6 +120,8 @@ class PrintItem:
     pixel_spacing_mm: float | None = None  # for true-size printing (Requested Image Size)
     columns: int = 0
     presentation_state_path: str = ""  # a GSPS burned in (shutters, overlays, annotations, transforms)
+    header: FilmHeader | None = None  # whose image it is (burned on its box); None: the job's header
+    view: Any = None  # a viewer.render.view.ViewState: the item prints as that viewport composes it
 
 
 @dataclass
@@ -142,6 +150,27 @@ class FilmHeader:
             if p
         )
         return [line for line in (first, second, self.institution) if line]
+
+    def identification(self) -> list[str]:
+        """What every film must carry (name, ID, study date; accession and institution when known), ≤ 2 lines."""
+        name = self.patient_name.replace("^", " ").strip()
+        first = "  ".join(
+            p
+            for p in (
+                name or "(no name)",
+                f"ID {self.patient_id}" if self.patient_id else "(no ID)",
+                f"Study {_date(self.study_date)}" if self.study_date else "",
+            )
+            if p
+        )
+        second = "  ".join(
+            p for p in (f"Acc {self.accession_number}" if self.accession_number else "", self.institution) if p
+        )
+        return [line for line in (first, second) if line]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.patient_name or self.patient_id or self.study_date)
 
     @classmethod
     def from_dataset(cls, ds: Any) -> FilmHeader:
@@ -181,6 +210,18 @@ class FilmPayload:
     images: list[PrintPixels | None]  # one per Image Box Position
     requested_sizes_mm: list[float | None]
     annotations: list[str] = field(default_factory=list)
+    # Per box: the identification lines to burn above the image when the printer has no annotation boxes
+    # (the images above leave room for them), and the text size in pixels.
+    identification: list[list[str]] = field(default_factory=list)
+    font_px: int = 0
+
+    def burned(self) -> list[PrintPixels | None]:
+        """The image boxes with the identification burned in (what goes to a printer without annotation boxes)."""
+        out: list[PrintPixels | None] = []
+        for index, image in enumerate(self.images):
+            lines = self.identification[index] if index < len(self.identification) else []
+            out.append(image if image is None or not lines else with_identification(image, lines, self.font_px))
+        return out
 
 
 Renderer = Callable[[PrintItem, int], PrintPixels]
@@ -218,21 +259,30 @@ class PrintJob:
         return film_size_pixels(self.preset.film_size, self.preset.orientation, self.preset.effective_dpi)
 
     def box_images(self, sheet: FilmSheet, renderer: Renderer = default_renderer) -> FilmPayload:
-        """Each box's image rendered and resampled to fit its box at the film resolution, aspect kept."""
+        """Each box's image rendered and resampled to fit its box at the film resolution, aspect kept.
+
+        With patient identification on, each image fits below the band the identification needs, so
+        `FilmPayload.burned()` stays inside the box.
+        """
         film_w, film_h = self.film_pixels
         dpi = self.preset.effective_dpi
+        font_px = identification_font_px(dpi)
         images: list[PrintPixels | None] = []
         sizes: list[float | None] = []
+        identification: list[list[str]] = []
         for box, item in zip(sheet.display_format.boxes(), sheet.items):
             if item is None:
                 images.append(None)
                 sizes.append(None)
+                identification.append([])
                 continue
             pixels = self._colour_policy(renderer(item, self.preset.bits))
             _, _, box_w, box_h = box.pixels(film_w, film_h)
+            lines = (item.header or self.header).identification() if self.preset.identify_patient else []
+            box_h = max(1, box_h - identification_strip_height(lines, font_px))
             requested_mm: float | None = None
             target_w, target_h = fit_size(pixels.width, pixels.height, box_w, box_h)
-            if self.preset.requested_image_size and item.pixel_spacing_mm:
+            if self.preset.requested_image_size and item.pixel_spacing_mm and item.view is None:
                 width_mm = item.pixel_spacing_mm * (item.columns or pixels.width)
                 true_w = round(width_mm / MM_PER_INCH * dpi)
                 true_h = round(true_w * pixels.height / pixels.width)
@@ -241,7 +291,14 @@ class PrintJob:
                     requested_mm = round(width_mm, 2)
             images.append(PrintPixels(resize(pixels.array, target_w, target_h), pixels.bits))
             sizes.append(requested_mm)
-        return FilmPayload(sheet.display_format.text, images, sizes, self.header.lines())
+            identification.append(lines)
+        return FilmPayload(sheet.display_format.text, images, sizes, self.annotations(sheet), identification, font_px)
+
+    def annotations(self, sheet: FilmSheet) -> list[str]:
+        """Annotation box texts for a film: its first image's patient (a film holds one patient's images)."""
+        first = next((item for item in sheet.items if item is not None), None)
+        header = (first.header if first is not None else None) or self.header
+        return header.identification() if self.preset.identify_patient else header.lines()
 
     def _colour_policy(self, pixels: PrintPixels) -> PrintPixels:
         if pixels.is_color and not self.color:
@@ -249,14 +306,20 @@ class PrintJob:
         return pixels
 
     def compose(
-        self, sheet: FilmSheet, renderer: Renderer = default_renderer, *, dpi: int | None = None
+        self,
+        sheet: FilmSheet,
+        renderer: Renderer = default_renderer,
+        *,
+        dpi: int | None = None,
+        burn_identification: bool = True,
     ) -> PrintPixels:
         """The whole film as one image (compatibility mode, PDF, preview), background = border density."""
         payload = self.box_images(sheet, renderer) if dpi is None else self._scaled(dpi).box_images(sheet, renderer)
+        boxed = payload.burned() if burn_identification else payload.images
         preset = self.preset
         width_px, height_px = film_size_pixels(preset.film_size, preset.orientation, dpi or preset.effective_dpi)
         bits = preset.bits
-        color = any(p is not None and p.is_color for p in payload.images)
+        color = any(p is not None and p.is_color for p in boxed)
         border = density_to_pvalue(preset.border_density, preset, bits, default="BLACK")
         empty = density_to_pvalue(preset.empty_image_density, preset, bits, default=preset.border_density or "BLACK")
         if color:
@@ -264,7 +327,7 @@ class PrintJob:
             canvas = np.full((height_px, width_px, 3), border8, dtype=np.uint8)
         else:
             canvas = np.full((height_px, width_px), border, dtype=np.uint16)
-        for box, image in zip(sheet.display_format.boxes(), payload.images):
+        for box, image in zip(sheet.display_format.boxes(), boxed):
             x, y, w, h = box.pixels(width_px, height_px)
             if image is None:
                 fill = empty if not color else empty * 255 // ((1 << bits) - 1)
@@ -285,10 +348,12 @@ class PrintJob:
         return PrintJob(self.items, preset, self.header, self.compatibility_single_image, self.color, self.title)
 
     def payloads(self, renderer: Renderer = default_renderer) -> Iterable[FilmPayload]:
-        """What to send, film by film; in compatibility mode each film is one composed STANDARD\\1,1 image."""
+        """What to send, film by film; in compatibility mode each film is one composed STANDARD\\1,1 image
+        (the identification already burned into each of its boxes)."""
         for sheet in self.sheets():
             if self.compatibility_single_image:
-                yield FilmPayload("STANDARD\\1,1", [self.compose(sheet, renderer)], [None], self.header.lines())
+                image = self.compose(sheet, renderer)
+                yield FilmPayload("STANDARD\\1,1", [image], [None], self.annotations(sheet), [[]], 0)
             else:
                 yield self.box_images(sheet, renderer)
 

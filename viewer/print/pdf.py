@@ -37,7 +37,10 @@ def write_pdf(job: PrintJob, path: Path | str, *, renderer: Renderer = default_r
     sheets = job.sheets()
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M")
     for sheet in sheets:
-        composed = job.compose(sheet, renderer, dpi=dpi or min(job.preset.effective_dpi, 200))
+        # The page header carries the identification as text, so it is not burned into the boxes as well.
+        composed = job.compose(
+            sheet, renderer, dpi=dpi or min(job.preset.effective_dpi, 200), burn_identification=False
+        )
         # The sheet image fills the page below the header band (aspect preserved, centred).
         area_w, area_h = width_mm, height_mm - HEADER_MM
         img_h, img_w = composed.array.shape[:2]

@@ -149,3 +149,53 @@ def resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
     bottom = work[y1][:, x0] * (1 - wx) + work[y1][:, x1] * wx
     out = top * (1 - wy) + bottom * wy
     return np.rint(out).astype(array.dtype)
+
+
+# ---------------------------------------------------------------------- patient identification on film
+IDENTIFICATION_MM = 2.5  # text height on film: readable on a light box at arm's length
+
+
+def identification_font_px(dpi: int) -> int:
+    return max(6, round(dpi * IDENTIFICATION_MM / 25.4))
+
+
+def identification_strip_height(lines: list[str], font_px: int) -> int:
+    """Height in pixels of the band `identification_strip` draws (0 without text)."""
+    lines = [line for line in lines if line]
+    return 0 if not lines else round(len(lines) * font_px * 1.3 + font_px * 0.5)
+
+
+def identification_strip(lines: list[str], width: int, font_px: int, bits: int, *, color: bool) -> PrintPixels:
+    """The patient identification as white text on a black band `width` pixels wide, at `bits` (or RGB).
+
+    A film must say whose it is even when the printer has no annotation boxes (PS3.4 H.4.1: the Basic
+    Annotation Box is optional), so the text is burned into the image box pixels above the image; the text
+    shrinks to fit a narrow box rather than being cut.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    lines = [line for line in lines if line]
+    height = identification_strip_height(lines, font_px)
+    image = Image.new("L", (max(1, width), max(1, height)), 0)
+    draw = ImageDraw.Draw(image)
+    size = font_px
+    font = ImageFont.load_default(size=size)
+    widest = max((draw.textlength(line, font=font) for line in lines), default=0.0)
+    if widest > width - 4 and widest > 0:
+        size = max(5, int(size * (width - 4) / widest))
+        font = ImageFont.load_default(size=size)
+    for index, line in enumerate(lines):
+        draw.text((2, round(font_px * 0.25 + index * font_px * 1.3)), line, fill=255, font=font)
+    grey = np.asarray(image, dtype=np.uint8)
+    if color:
+        return PrintPixels(np.repeat(grey[:, :, None], 3, axis=2), 8)
+    top = (1 << bits) - 1
+    return PrintPixels((grey.astype(np.uint32) * top // 255).astype(np.uint16), bits)
+
+
+def with_identification(pixels: PrintPixels, lines: list[str], font_px: int) -> PrintPixels:
+    """`pixels` with the identification band stacked on top (same width, type and bit depth)."""
+    if not any(lines):
+        return pixels
+    strip = identification_strip(lines, pixels.width, font_px, pixels.bits, color=pixels.is_color)
+    return PrintPixels(np.ascontiguousarray(np.concatenate([strip.array, pixels.array], axis=0)), pixels.bits)

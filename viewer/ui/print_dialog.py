@@ -571,7 +571,7 @@ def print_job_on_paper(job: PrintJob, printer: Any, *, dpi: int = 150) -> int:
         for number, sheet in enumerate(sheets):
             if number:
                 printer.newPage()
-            composed = job.compose(sheet, dpi=dpi)
+            composed = job.compose(sheet, dpi=dpi, burn_identification=False)  # the page header says whose
             page = QRectF(printer.pageRect(QPrinter.Unit.DevicePixel))
             header_h = page.height() * 0.03
             area = QRectF(page.x(), page.y() + header_h, page.width(), page.height() - header_h)

@@ -1,0 +1,1 @@
+"""Image and video export of composed views (no Qt): PNG, JPEG and MP4 files of what a viewport shows."""
