@@ -93,6 +93,8 @@ def test_preview_shows_the_chosen_layout(qtbot, store, series) -> None:
 
 @pytest.mark.network
 def test_printing_from_the_dialog_reaches_dcmprscp(qtbot, store, series, full_printer: PrintServer) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
     full_printer.clear()
     printer = PrinterSettings(
         name="ihe full",
@@ -109,6 +111,8 @@ def test_printing_from_the_dialog_reaches_dcmprscp(qtbot, store, series, full_pr
         dialog.copies_spin.setValue(2)
         with qtbot.waitSignal(dialog.job_finished, timeout=60000) as finished:
             dialog.print_button.click()
+            assert dialog.confirm_box is not None and "2 films" in dialog.confirm_box.text()
+            dialog.confirm_box.button(QMessageBox.StandardButton.Yes).click()
         status = finished.args[0]
         assert status.state is JobState.DONE, status.message
         assert "Printed 2 film(s)" in dialog.status_label.text()
@@ -131,6 +135,7 @@ def test_dialog_shows_a_printer_failure_and_offers_retry(qtbot, store, series, s
     try:
         dialog = make_dialog(qtbot, store, series, [printer], print_queue)
         dialog.plut_check.setChecked(False)
+        dialog.scope_combo.setCurrentIndex(dialog.scope_combo.findData("current"))
         with qtbot.waitSignal(dialog.job_finished, timeout=60000) as finished:
             dialog.print_button.click()
         assert finished.args[0].state is JobState.FAILED
@@ -204,3 +209,74 @@ def test_main_window_print_action_prints_what_the_viewer_shows(qtbot, lightbox_h
         window.close()
     finally:
         ctx.store.close()
+
+
+@pytest.mark.network
+def test_enter_in_the_layout_does_not_print_and_a_multi_film_job_is_confirmed(
+    qtbot, store, series, full_printer: PrintServer
+) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    full_printer.clear()
+    printer = PrinterSettings(
+        name="ihe full",
+        ae_title="IHEFULL",
+        host="127.0.0.1",
+        port=full_printer.port,
+        film_sizes=["8INX10IN"],
+        defaults=PrintPreset(film_size="8INX10IN", display_format="STANDARD\\1,1", dpi=40).to_dict(),
+    )
+    print_queue = PrintQueue(dicom_sender(calling_ae="LIGHTBOX"))
+    try:
+        dialog = make_dialog(qtbot, store, series, [printer], print_queue)
+        assert dialog.layout_combo.isEditable()  # this printer's layouts are not configured
+        dialog.layout_combo.setFocus()
+        dialog.layout_combo.lineEdit().selectAll()
+        qtbot.keyClicks(dialog.layout_combo.lineEdit(), "STANDARD\\1,1")
+        qtbot.keyClick(dialog.layout_combo.lineEdit(), Qt.Key.Key_Return)
+        assert dialog.isVisible() and dialog.confirm_box is None and print_queue.jobs() == []
+        # Five images at 1 per film: five films, asked first; Cancel sends nothing.
+        assert dialog.print_to_film() is None
+        box = dialog.confirm_box
+        assert box is not None and box.isVisible() and "5 films" in box.text()
+        box.button(QMessageBox.StandardButton.Cancel).click()
+        assert print_queue.jobs() == [] and dialog.confirm_box is box
+        dialog.print_to_film()
+        with qtbot.waitSignal(dialog.job_finished, timeout=60000) as finished:
+            dialog.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+        assert finished.args[0].state is JobState.DONE and len(full_printer.stored_prints()) == 5
+        # One film is sent without a question.
+        dialog.scope_combo.setCurrentIndex(dialog.scope_combo.findData("current"))
+        assert dialog.print_to_film() is not None and dialog.confirm_box is None
+        assert print_queue.wait(timeout=60)
+    finally:
+        print_queue.close()
+
+
+def test_only_the_printers_layouts_and_film_sizes_are_offered(qtbot, store, series) -> None:
+    from viewer.print.film import FilmError
+
+    printer = PrinterSettings(
+        name="small",
+        ae_title="SMALL",
+        film_sizes=["8INX10IN"],
+        display_formats=["STANDARD\\1,1", "STANDARD\\2,2"],
+        defaults=PrintPreset(film_size="8INX10IN", display_format="STANDARD\\3,3").to_dict(),
+    )
+    dialog = make_dialog(qtbot, store, series, [printer])
+    assert not dialog.layout_combo.isEditable()
+    assert [dialog.layout_combo.itemText(i) for i in range(dialog.layout_combo.count())] == [
+        "STANDARD\\1,1",
+        "STANDARD\\2,2",
+    ]
+    assert [dialog.film_size_combo.itemText(i) for i in range(dialog.film_size_combo.count())] == ["8INX10IN"]
+    # The preset's 3,3 is not offered: the dialog shows one of the printer's own.
+    assert dialog.layout_combo.currentText() in ("STANDARD\\1,1", "STANDARD\\2,2")
+    assert dialog.identify_check.isChecked() and dialog.job().preset.identify_patient
+    # A layout the printer does not have never reaches it, even from a stale preset.
+    dialog.layout_combo.setEditable(True)
+    dialog.layout_combo.setEditText("STANDARD\\3,3")
+    with pytest.raises(FilmError, match="does not print the layout"):
+        dialog.job()
+    assert not dialog.print_button.isEnabled()

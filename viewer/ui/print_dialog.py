@@ -230,7 +230,11 @@ class PrintDialog(QDialog):
         self.burn_in_check = QCheckBox("Burn in annotations, overlays and presentation state")
         self.burn_in_check.setChecked(True)
         self.plut_check = QCheckBox("Use Presentation LUT")
-        self.annotation_check = QCheckBox("Send patient name in an Annotation Box")
+        self.identify_check = QCheckBox("Patient name, ID and study date on every film")
+        self.identify_check.setToolTip(
+            "In the printer's annotation boxes when it has them, otherwise printed above each image"
+        )
+        self.annotation_check = QCheckBox("Ask for the printer's annotation boxes")
         self.compat_check = QCheckBox("Compatibility: one composed image per film (STANDARD\\1,1)")
 
         form = QFormLayout()
@@ -246,6 +250,7 @@ class PrintDialog(QDialog):
         form.addRow("Bit depth", self.bits_combo)
         form.addRow(self.burn_in_check)
         form.addRow(self.plut_check)
+        form.addRow(self.identify_check)
         form.addRow(self.annotation_check)
         form.addRow(self.compat_check)
         options = QGroupBox("Film")
@@ -279,6 +284,12 @@ class PrintDialog(QDialog):
         self.retry_button.setEnabled(False)
         self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.print_button.setEnabled(bool(self.printers))
+        # Enter in a field (the Layout text, a spin box) must not start printing: no button is the default
+        # (and keyPressEvent keeps QDialogButtonBox from making the first accept button one when shown).
+        for button in self.buttons.buttons():
+            button.setAutoDefault(False)
+            button.setDefault(False)
+        self.confirm_box: QMessageBox | None = None
         self.buttons.rejected.connect(self.reject)
         self.print_button.clicked.connect(self.print_to_film)
         self.pdf_button.clicked.connect(self.choose_pdf)
@@ -300,6 +311,7 @@ class PrintDialog(QDialog):
         self.layout_combo.currentTextChanged.connect(self._choices_changed)
         self.compat_check.toggled.connect(self._choices_changed)
         self.burn_in_check.toggled.connect(self._choices_changed)
+        self.identify_check.toggled.connect(self._choices_changed)
         self.destroyed.connect(self._forget_previews)
         self.previous_button.clicked.connect(lambda: self.show_sheet(self.sheet_index - 1))
         self.next_button.clicked.connect(lambda: self.show_sheet(self.sheet_index + 1))
@@ -313,6 +325,12 @@ class PrintDialog(QDialog):
             self.status_label.setText(
                 "No film printers are configured (File ▸ Settings ▸ Printers); PDF and paper work."
             )
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()  # the typed layout is already applied; printing needs the Print button
+            return
+        super().keyPressEvent(event)
 
     # ------------------------------------------------------------------ choices
     @property
@@ -331,6 +349,9 @@ class PrintDialog(QDialog):
             list(printer.film_sizes) if printer and printer.film_sizes else list(FILM_SIZE_IDS)
         )
         self.layout_combo.clear()
+        # A printer whose layouts are known is offered only those; typing ROW\… / COL\… is for printers
+        # whose list is not configured (the printer refuses what it cannot print).
+        self.layout_combo.setEditable(not (printer and printer.display_formats))
         self.layout_combo.addItems(
             list(printer.display_formats) if printer and printer.display_formats else standard_formats()
         )
@@ -352,6 +373,7 @@ class PrintDialog(QDialog):
         )
         self.plut_check.setEnabled(printer is None or printer.supports_presentation_lut)
         self.annotation_check.setChecked(preset.annotation_box)
+        self.identify_check.setChecked(preset.identify_patient)
         self.compat_check.setChecked(bool(printer and printer.compatibility_single_image))
         for widget in widgets:
             widget.blockSignals(False)
@@ -380,12 +402,14 @@ class PrintDialog(QDialog):
             bits=int(self.bits_combo.currentText()),
             use_presentation_lut=self.plut_check.isChecked(),
             annotation_box=self.annotation_check.isChecked(),
+            identify_patient=self.identify_check.isChecked(),
         )
 
     def job(self) -> PrintJob:
         """The job the current choices describe (raises FilmError for an impossible combination)."""
         preset = self.preset()
         preset.validate()
+        _check_supported(self.printer, preset)
         scope = self.scope_combo.currentData() or "series"
         items = self.selection.items(scope, burn_in=self.burn_in_check.isChecked())
         printer = self.printer
@@ -461,7 +485,11 @@ class PrintDialog(QDialog):
 
     # ------------------------------------------------------------------ output
     def print_to_film(self) -> int | None:
-        """Queue the job on the app's print queue; returns the job id (None when nothing was queued)."""
+        """Queue the job on the app's print queue; returns the job id (None when nothing was queued yet).
+
+        A job of more than one film is queued only once the user confirms it (`confirm_box`): a series
+        sent with the wrong layout wastes a box of film.
+        """
         printer = self.printer
         if printer is None:
             return None
@@ -473,6 +501,29 @@ class PrintDialog(QDialog):
         if not job.items:
             self.status_label.setText("There are no images to print.")
             return None
+        films = len(job.sheets())
+        if films > 1:
+            copies = job.preset.copies
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Print to film",
+                f"This prints {films} films ({len(job.items)} images, {job.preset.display_format})"
+                + (f", {copies} copies of each" if copies > 1 else "")
+                + f" on {printer.name or printer.ae_title}. Print them?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                self,
+            )
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.finished.connect(
+                lambda result: self._submit(printer, job) if result == QMessageBox.StandardButton.Yes else None
+            )
+            self.confirm_box = box
+            box.open()
+            return None
+        return self._submit(printer, job)
+
+    def _submit(self, printer: PrinterSettings, job: PrintJob) -> int:
+        self.confirm_box = None
         if self.print_queue is None:
             self.print_queue = app_print_queue(self.ctx)
         if self.bridge is None:
@@ -549,6 +600,24 @@ class PrintDialog(QDialog):
             self.bridge.close()
             self.bridge = None
         super().done(result)
+
+
+def _check_supported(printer: PrinterSettings | None, preset: PrintPreset) -> None:
+    """Refuse a film size or layout the printer does not offer (from a preset, or typed), before sending."""
+    if printer is None:
+        return
+    if printer.film_sizes and preset.film_size.upper() not in {s.upper() for s in printer.film_sizes}:
+        raise FilmError(f"{printer.name or printer.ae_title} does not take {preset.film_size} film")
+    if printer.display_formats:
+        wanted = DisplayFormat.parse(preset.display_format).text
+        offered = set()
+        for text in printer.display_formats:
+            try:
+                offered.add(DisplayFormat.parse(text).text)
+            except FilmError:
+                continue
+        if wanted not in offered:
+            raise FilmError(f"{printer.name or printer.ae_title} does not print the layout {wanted}")
 
 
 def print_job_on_paper(job: PrintJob, printer: Any, *, dpi: int = 150) -> int:
