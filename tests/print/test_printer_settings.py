@@ -101,3 +101,17 @@ def test_settings_dialog_printers_tab_saves_the_printer_list(qtbot, tmp_path) ->
     saved = json.loads(ctx.settings_path.read_text())["printers"]
     assert [(p["name"], p["ae_title"]) for p in saved] == [("Film room", "DRYSTAR")]
     assert Settings.load(ctx.settings_path).printers[0].ae_title == "DRYSTAR"
+
+
+def test_patient_identification_is_on_in_a_new_printers_preset(qtbot) -> None:
+    from viewer.core.settings import PrinterSettings
+    from viewer.print.job import PrintPreset
+    from viewer.ui.printer_settings import PrinterSettingsWidget
+
+    widget = PrinterSettingsWidget([PrinterSettings(name="film", ae_title="FILM")])
+    qtbot.addWidget(widget)
+    widget.list.setCurrentRow(0)
+    assert widget.p_identify.isChecked()
+    widget.p_identify.setChecked(False)
+    (edited,) = widget.printers()
+    assert PrintPreset.from_dict(edited.defaults).identify_patient is False
