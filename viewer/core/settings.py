@@ -53,10 +53,11 @@ class LocalNode:
     # An association that stores nothing (silence or only C-ECHO) for this long is aborted, so keep-alive
     # echoes cannot hold a slot forever.
     idle_association_s: float = 60.0
-    # Within one presentation context: True takes the sender's lossless compressed syntax over Explicit VR
-    # Little Endian (nothing to transcode, smaller files); False takes uncompressed first. Never lossy when
-    # lossless is offered.
-    prefer_compressed: bool = True
+    # Within one presentation context: never lossy when lossless is offered. False (as DCMTK storescp):
+    # Explicit VR Little Endian first, which every sender can produce (storescu, offered compressed and
+    # uncompressed in one context, cannot compress an uncompressed file). True: the sender's own lossless
+    # compressed syntax first (smaller files, for senders that hold their images compressed).
+    prefer_compressed: bool = False
 
 
 @dataclass
