@@ -243,7 +243,11 @@ def test_silent_connections_are_capped_and_the_server_stays_usable(tmp_path: Pat
     local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_associations=1, acse_timeout_s=30.0)
     store = StudyStore(tmp_path / "store")
     with StorageServer(store, local) as server:  # room for 2 * 1 + 8 = 10 connections
-        silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(12)]
+        # From three loopback addresses, 4 each: under the per-host cap (1 + 4), so the total cap is what acts.
+        silent = [
+            socket.create_connection(("127.0.0.1", server.port), source_address=(f"127.0.0.{2 + i % 3}", 0))
+            for i in range(12)
+        ]
         try:
             time.sleep(0.3)
             closed = 0

@@ -39,6 +39,25 @@ class LocalNode:
     # association and within a second), as storescp, Orthanc and most archives do. On: each one is synced
     # before its C-STORE response (several times slower with small instances).
     sync_each_instance: bool = False
+    # --- who may associate, and what one peer may hold (PS3.15 leaves both to the implementation).
+    # Defaults a PACS administrator can live with: we keep listening on every interface (archives and
+    # modalities must reach a reading-room workstation, and `bind_address` narrows it), the calling-AE
+    # allow-list stays off (the first PACS must be able to send before anyone has configured us), but a
+    # sender must at least name us: the called AE title is checked, as DCMTK storescp and most archives do.
+    # Allow-list entries are "AE" or "AE@host", host an IP address, a network ("10.1.2.0/24") or a name:
+    # a bound entry admits that AE title from that host only.
+    check_called_ae: bool = True
+    # Associations one IP address may hold at once; 0: all but a quarter of `max_associations` (8 of 10),
+    # so a flooding or stuck host never locks every other sender out.
+    max_associations_per_host: int = 0
+    # An association that stores nothing (silence or only C-ECHO) for this long is aborted, so keep-alive
+    # echoes cannot hold a slot forever.
+    idle_association_s: float = 60.0
+    # Within one presentation context: never lossy when lossless is offered. False (as DCMTK storescp):
+    # Explicit VR Little Endian first, which every sender can produce (storescu, offered compressed and
+    # uncompressed in one context, cannot compress an uncompressed file). True: the sender's own lossless
+    # compressed syntax first (smaller files, for senders that hold their images compressed).
+    prefer_compressed: bool = False
 
 
 @dataclass

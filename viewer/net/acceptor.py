@@ -11,16 +11,27 @@ The protocol handled is exactly what a Storage/Verification SCP needs (PS3.8 and
 accept/reject, P-DATA with C-STORE and C-ECHO, release, abort, and the ARTIM-like timeouts. Anything else
 a requestor sends is answered the way PS3.7 says (unrecognised operation) or ends the association with an
 A-ABORT naming the reason.
+
+Bounds against a peer that holds connection slots (PS3.15 leaves denial of service to the implementation):
+- ARTIM (PS3.8 9.1.5) is a total deadline: from connect (TLS handshake included) to the last byte of the
+  A-ASSOCIATE-RQ, however the bytes trickle in. The accept loop, which wakes twice a second anyway, shuts down
+  connections past it; the association threads only read, so the limit costs nothing per PDU.
+- At most `max_connections_per_host` connections from one IP address (negotiating or associated), so one
+  host cannot fill every slot; the SCP adds a per-host association limit of its own.
+- An association that has done no work (no C-STORE) for `idle_timeout_s` is aborted: silence ends it through
+  the socket timeout, and a C-ECHO keep-alive is checked when it arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
 import struct
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +45,8 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
+from viewer.core.uids import uid_problem
+
 log = logging.getLogger(__name__)
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
@@ -44,6 +57,7 @@ C_ECHO_RQ, C_ECHO_RSP = 0x0030, 0x8030
 C_CANCEL_RQ = 0x0FFF
 NO_DATA_SET = 0x0101
 UNRECOGNISED_OPERATION = 0x0211
+CANNOT_UNDERSTAND = 0xC000
 
 # A-ABORT source 2 (service provider) reasons, PS3.8 9.3.8
 ABORT_UNEXPECTED_PDU = 0x02
@@ -87,14 +101,19 @@ class AssociationInfo:
     address: str
     contexts: dict[int, tuple[str, str]] = field(default_factory=dict)  # id -> (abstract, transfer syntax)
     peer_max_pdu: int = 0
+    host: str = ""  # the peer's IP address alone
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What the SCP says to an A-ASSOCIATE-RQ: accept with `contexts`, or reject with (result, source, reason)."""
+    """What the SCP says to an A-ASSOCIATE-RQ: accept with `contexts`, or reject with (result, source, reason).
+
+    `choose_transfer_syntax`, when given, picks the syntax of each accepted context from the ones the
+    requestor proposed in it (None: keep the first of `contexts`' syntaxes the requestor proposed)."""
 
     contexts: Sequence[PresentationContext] = ()
     reject: tuple[int, int, int] | None = None
+    choose_transfer_syntax: Callable[[Sequence[str]], str | None] | None = None
 
 
 class Spool(Protocol):
@@ -127,6 +146,9 @@ class AcceptorHandlers:
     def c_echo(self, info: AssociationInfo) -> int:
         return 0x0000
 
+    def refused(self, info: AssociationInfo, command: Command, status: int, comment: str) -> None:
+        """A C-STORE was refused by the acceptor itself (a malformed command set), before `c_store`."""
+
     def too_large(self, info: AssociationInfo, size: int) -> bool:
         """True when a data set of `size` bytes (still arriving) must be refused by aborting."""
         return False
@@ -141,12 +163,15 @@ class AcceptorSettings:
     implementation_class_uid: str
     implementation_version_name: str
     max_pdu: int = 116794
+    # ARTIM: the whole time from connect to a complete A-ASSOCIATE-RQ (not a per-read timeout).
     acse_timeout_s: float = 30.0
     dimse_timeout_s: float = 60.0
     network_timeout_s: float = 60.0
     spool_above_bytes: int = 32 << 20
     # Connections still negotiating count too: a flood of silent connections must not cost a thread each.
     max_connections: int = 64
+    max_connections_per_host: int = 0  # 0: no limit of its own (max_connections still applies)
+    idle_timeout_s: float = 0.0  # 0: none beyond the network and DIMSE timeouts
 
 
 class Acceptor:
@@ -169,6 +194,10 @@ class Acceptor:
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
+        # Connections still before the end of their A-ASSOCIATE-RQ -> their ARTIM deadline (monotonic).
+        self._negotiating: dict[socket.socket, float] = {}
+        self._per_host: dict[str, int] = {}
+        self._next_reap = 0.0
         self._thread = threading.Thread(target=self._serve, name="lightbox-scp-accept", daemon=True)
 
     @property
@@ -194,6 +223,7 @@ class Acceptor:
 
     def _serve(self) -> None:
         while not self._stopping.is_set():
+            self._reap_overdue()
             try:
                 conn, peer = self._listener.accept()
             except TimeoutError:
@@ -202,55 +232,105 @@ class Acceptor:
                 if self._stopping.is_set():
                     return
                 continue
+            host = peer_host(peer[0])
             thread = threading.Thread(
-                target=self._run_association, args=(conn, peer), name="lightbox-scp-association", daemon=True
+                target=self._run_association, args=(conn, peer, host), name="lightbox-scp-association", daemon=True
             )
+            per_host_limit = self.settings.max_connections_per_host
             with self._lock:
                 full = len(self._threads) >= self.settings.max_connections
-                if not full:
+                host_full = bool(per_host_limit) and self._per_host.get(host, 0) >= per_host_limit
+                if not full and not host_full:
                     self._connections.add(conn)
                     self._threads.add(thread)
+                    self._per_host[host] = self._per_host.get(host, 0) + 1
+                    if self.settings.acse_timeout_s:
+                        self._negotiating[conn] = time.monotonic() + self.settings.acse_timeout_s
             if full:
                 log.warning("connection from %s:%s closed: %d connections already open", *peer[:2], len(self._threads))
                 conn.close()
                 continue
+            if host_full:
+                log.warning("connection from %s:%s closed: %d connections from that host", *peer[:2], per_host_limit)
+                conn.close()
+                continue
             thread.start()
 
-    def _run_association(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+    def _reap_overdue(self) -> None:
+        """Shut down the connections whose A-ASSOCIATE-RQ is not complete by their ARTIM deadline.
+
+        Their threads, blocked in a read, see the connection end and finish. Done from the accept loop so a
+        trickling peer costs no timer, and a trickle cannot restart the clock as a per-read timeout would."""
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        self._next_reap = now + 0.5
+        with self._lock:  # held while shutting down: the owning thread closes a socket only under this lock
+            overdue = [conn for conn, deadline in self._negotiating.items() if deadline <= now]
+            for conn in overdue:
+                del self._negotiating[conn]
+                with contextlib.suppress(OSError):
+                    # The plain socket's shutdown, also for a TLS socket: it must not touch the TLS state
+                    # that its own thread is using.
+                    socket.socket.shutdown(conn, socket.SHUT_RDWR)
+        if overdue:
+            log.info("closed %d connection(s) that sent no complete association request in time", len(overdue))
+
+    def negotiation_done(self, conn: socket.socket) -> None:
+        """The A-ASSOCIATE-RQ on `conn` is complete: ARTIM stops (PS3.8 9.1.5)."""
+        with self._lock:
+            self._negotiating.pop(conn, None)
+
+    def _run_association(self, conn: socket.socket, peer: tuple[str, int], host: str) -> None:
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(self.settings.acse_timeout_s or None)
             if self.ssl_context is not None:
                 try:
-                    tls = self.ssl_context.wrap_socket(conn, server_side=True)
+                    tls = self.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
                 except (ssl.SSLError, OSError) as exc:
                     log.info("TLS handshake from %s:%s failed: %s", peer[0], peer[1], exc)
                     return
-                with self._lock:
+                with self._lock:  # the TLS socket took over the descriptor; the deadline follows it
                     self._connections.discard(conn)
                     self._connections.add(tls)
+                    deadline = self._negotiating.pop(conn, None)
+                    if deadline is not None:
+                        self._negotiating[tls] = deadline
                 conn = tls
-            _Association(self, conn, f"{peer[0]}:{peer[1]}").run()
+                try:
+                    tls.do_handshake()
+                except (ssl.SSLError, OSError) as exc:
+                    log.info("TLS handshake from %s:%s failed: %s", peer[0], peer[1], exc)
+                    return
+            _Association(self, conn, f"{peer[0]}:{peer[1]}", host).run()
         except Exception:
             log.exception("association thread failed")
         finally:
-            try:
-                conn.close()
-            except OSError:
-                pass
             with self._lock:
+                self._negotiating.pop(conn, None)
+                try:
+                    conn.close()
+                except OSError:
+                    pass
                 self._connections.discard(conn)
                 self._threads.discard(threading.current_thread())
+                left = self._per_host.get(host, 0) - 1
+                if left > 0:
+                    self._per_host[host] = left
+                else:
+                    self._per_host.pop(host, None)
 
 
 class _Association:
-    def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str) -> None:
+    def __init__(self, acceptor: Acceptor, conn: socket.socket, address: str, host: str) -> None:
         self.acceptor = acceptor
         self.settings = acceptor.settings
         self.handlers = acceptor.handlers
         self.conn = conn
         self.reader = conn.makefile("rb", buffering=1 << 16)
-        self.info = AssociationInfo("", "", address)
+        self.info = AssociationInfo("", "", address, host=host)
+        self._last_work = 0.0  # monotonic time of acceptance or of the last C-STORE
 
     # ------------------------------------------------------------------ wire
     def _read_exact(self, size: int) -> bytes:
@@ -310,11 +390,16 @@ class _Association:
         self.handlers.finished(self.info, how, detail)
 
     def _idle_timeout(self) -> float | None:
-        timeouts = [t for t in (self.settings.network_timeout_s, self.settings.dimse_timeout_s) if t]
+        timeouts = [
+            t
+            for t in (self.settings.network_timeout_s, self.settings.dimse_timeout_s, self.settings.idle_timeout_s)
+            if t
+        ]
         return min(timeouts) if timeouts else None
 
     def _associate(self) -> bool:
         pdu_type, body = self._read_pdu()
+        self.acceptor.negotiation_done(self.conn)
         if pdu_type != 0x01:
             raise ProtocolError(f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02x}")
         request_pdu = A_ASSOCIATE_RQ()
@@ -344,6 +429,7 @@ class _Association:
             # The SCP counted this association when it decided to accept it; it must hear that it ended.
             self.handlers.finished(self.info, "aborted", "the requestor went away during negotiation")
             raise
+        self._last_work = time.monotonic()
         self.handlers.accepted(self.info)
         return True
 
@@ -353,9 +439,19 @@ class _Association:
             for item in request.user_information or []
             if isinstance(item, SCP_SCU_RoleSelectionNegotiation)
         }
-        results, role_items = negotiate_as_acceptor(
-            request.presentation_context_definition_list, list(decision.contexts), roles or None
-        )
+        proposed = request.presentation_context_definition_list
+        results, role_items = negotiate_as_acceptor(proposed, list(decision.contexts), roles or None)
+        if decision.choose_transfer_syntax is not None:
+            offered = {cx.context_id: cx.transfer_syntax for cx in proposed}
+            ours = {str(cx.abstract_syntax): cx.transfer_syntax for cx in decision.contexts}
+            for cx in results:
+                if cx.result == 0x00 and cx.context_id in offered:
+                    supported = ours.get(str(cx.abstract_syntax), ())
+                    choice = decision.choose_transfer_syntax(
+                        [str(ts) for ts in offered[cx.context_id] if ts in supported]
+                    )
+                    if choice is not None:
+                        cx.transfer_syntax = [choice]
         self.info.contexts = {
             int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
             for cx in results
@@ -400,6 +496,7 @@ class _Association:
         data_parts: list[bytes] = []
         data_size = 0
         command: Command | None = None
+        refusal = ""  # why the C-STORE whose data set is arriving is refused before it is stored
         context_id = 0
         while True:
             pdu_type, body = self._read_pdu()
@@ -435,9 +532,16 @@ class _Association:
                         if command.data_set_type == NO_DATA_SET:
                             self._dispatch(context_id, command, b"")
                             command = None
+                        elif command.field == C_STORE_RQ:
+                            refusal = command_uid_problem(command)
                     continue
                 if command is None or pdv_context != context_id:
                     raise ProtocolError("a data set arrived without its command")
+                if refusal:  # read to stay in step with the requestor, but neither kept nor stored
+                    if is_last:
+                        self._refuse_store(context_id, command, refusal)
+                        command, refusal = None, ""
+                    continue
                 data_size += len(fragment)
                 if self.handlers.too_large(self.info, data_size):
                     raise ProtocolError("object larger than this workstation accepts", ABORT_UNSPECIFIED)
@@ -462,9 +566,19 @@ class _Association:
                     command = None
 
     # ------------------------------------------------------------------ DIMSE
+    def _refuse_store(self, context_id: int, command: Command, comment: str) -> None:
+        """A C-STORE failure response (C000, PS3.4 B.2.3) for a request whose command set names no valid UID."""
+        log.info("C-STORE from %s refused: %s", self.info.address, comment)
+        self.handlers.refused(self.info, command, CANNOT_UNDERSTAND, comment)
+        abstract = self.info.contexts[context_id][0]
+        sop_class = command.affected_sop_class if not uid_problem(command.affected_sop_class) else abstract
+        response = encode_response(C_STORE_RSP, command.message_id, CANNOT_UNDERSTAND, sop_class, "", comment)
+        self._send(encode_pdata(context_id, response, self.info.peer_max_pdu))
+
     def _dispatch(self, context_id: int, command: Command, data: bytes | Spool) -> None:
         abstract, transfer_syntax = self.info.contexts[context_id]
         if command.field == C_STORE_RQ:
+            self._last_work = time.monotonic()
             status, comment = self.handlers.c_store(self.info, command, transfer_syntax, data)
             response = encode_response(
                 C_STORE_RSP,
@@ -478,6 +592,10 @@ class _Association:
             data.discard()  # a data set spooled for a command that is not a C-STORE
             raise ProtocolError(f"command 0x{command.field:04x} does not take a data set this large")
         elif command.field == C_ECHO_RQ:
+            idle = self.settings.idle_timeout_s
+            if idle and time.monotonic() - self._last_work > idle:
+                # C-ECHO as a keep-alive must not hold a slot that a sender with work could use.
+                raise ProtocolError(f"no C-STORE for {idle:g} s (only C-ECHO)", ABORT_UNSPECIFIED)
             status = self.handlers.c_echo(self.info)
             response = encode_response(C_ECHO_RSP, command.message_id, status, command.affected_sop_class or abstract)
         elif command.field == C_CANCEL_RQ:
@@ -528,6 +646,21 @@ def decode_command(data: bytes) -> Command:
     return command
 
 
+def command_uid_problem(command: Command) -> str:
+    """Why a C-STORE-RQ's command set cannot be acted on ('' when it can): its Affected SOP Instance UID
+    (mandatory, PS3.7 9.3.1.1) or a given Affected SOP Class UID is not a UID by PS3.5 9.1."""
+    if uid_problem(command.affected_sop_instance):
+        return "Affected SOP Instance UID is not a valid UID (PS3.5 9.1)"
+    if command.affected_sop_class and uid_problem(command.affected_sop_class):
+        return "Affected SOP Class UID is not a valid UID (PS3.5 9.1)"
+    return ""
+
+
+def peer_host(address: str) -> str:
+    """The IP address a peer connects from, IPv4-mapped IPv6 addresses written as IPv4."""
+    return address[7:] if address.startswith("::ffff:") and "." in address else address
+
+
 def _us(value: bytes) -> int:
     if len(value) != 2:
         raise ProtocolError("bad US value in the command set", ABORT_INVALID_PARAMETER)
@@ -555,7 +688,7 @@ def encode_response(
     """A response command set, elements in tag order, with its group length."""
     parts = []
     if affected_sop_class:
-        parts.append(_element(0x0002, affected_sop_class.encode("ascii")))
+        parts.append(_element(0x0002, affected_sop_class.encode("ascii", "replace")))
     parts.append(_element(0x0100, struct.pack("<H", command_field)))
     parts.append(_element(0x0120, struct.pack("<H", message_id)))
     parts.append(_element(0x0800, struct.pack("<H", NO_DATA_SET)))
@@ -563,7 +696,7 @@ def encode_response(
     if error_comment and status not in (0x0000,):
         parts.append(_element(0x0902, error_comment.encode("ascii", "replace")[:64]))
     if affected_sop_instance:
-        parts.append(_element(0x1000, affected_sop_instance.encode("ascii")))
+        parts.append(_element(0x1000, affected_sop_instance.encode("ascii", "replace")))
     body = b"".join(parts)
     return _element(0x0000, struct.pack("<I", len(body))) + body
 

@@ -9,10 +9,13 @@ while the association lasts), or before its response when `LocalNode.sync_each_i
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -44,11 +47,13 @@ from viewer.net.acceptor import (
     Command,
     Decision,
     Spool,
+    peer_host,
 )
 from viewer.net.contexts import (
     SCP_TRANSFER_SYNTAXES,
     UNCOMPRESSED,
     VERIFICATION,
+    choose_transfer_syntax,
     is_image_storage,
     looks_like_storage,
     storage_sop_classes,
@@ -325,6 +330,8 @@ class StorageServer(AcceptorHandlers):
         self._contexts: list[PresentationContext] = []
         self._lock = threading.Lock()
         self._associations = 0
+        self._per_host: dict[str, int] = {}  # associations held, by the peer's IP address
+        self._resolved: dict[str, tuple[float, frozenset[str]]] = {}  # allow-list host name -> (expiry, IPs)
         self.received = 0
         self.failed = 0
 
@@ -365,6 +372,10 @@ class StorageServer(AcceptorHandlers):
             network_timeout_s=self.local.network_timeout_s,
             spool_above_bytes=self.spool_above_bytes,
             max_connections=2 * max(1, int(self.local.max_associations)) + 8,
+            # A host may also have a few connections negotiating beside its associations (a PACS opening its
+            # next association while the last one releases), not the whole table.
+            max_connections_per_host=self.associations_per_host() + 4,
+            idle_timeout_s=float(self.local.idle_association_s or 0.0),
         )
         acceptor = Acceptor(
             (self.local.bind_address, int(self.local.port)), settings, self, ssl_context=self.ssl_context
@@ -403,15 +414,66 @@ class StorageServer(AcceptorHandlers):
             except Exception:
                 log.exception("SCP event listener failed")
 
-    def calling_ae_allowed(self, calling_ae: str) -> bool:
+    def associations_per_host(self) -> int:
+        """How many associations one IP address may hold at once (`LocalNode.max_associations_per_host`)."""
+        total = max(1, int(self.local.max_associations))
+        configured = int(self.local.max_associations_per_host or 0)
+        if configured > 0:
+            return min(configured, total)
+        return max(1, total - total // 4)
+
+    def calling_ae_allowed(self, calling_ae: str, host: str = "") -> bool:
+        """Whether the allow-list admits `calling_ae` connecting from `host` (always, with the list off).
+
+        An "AE@host" entry binds the AE title to that host; a bare "AE" entry admits it from anywhere."""
         if not self.local.restrict_calling_aes:
             return True
-        return calling_ae.strip() in {a.strip() for a in self.local.allowed_calling_aes if a.strip()}
+        calling_ae = calling_ae.strip()
+        for entry in self.local.allowed_calling_aes:
+            ae, bound = parse_allowed_entry(entry)
+            if not ae or ae != calling_ae:
+                continue
+            if not bound or (host and self._host_matches(bound, host)):
+                return True
+        return False
+
+    def _host_matches(self, pattern: str, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        try:
+            return address in ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            pass  # a host name
+        now = time.monotonic()
+        cached = self._resolved.get(pattern)
+        if cached is None or cached[0] < now:
+            try:
+                infos = socket.getaddrinfo(pattern, None, proto=socket.IPPROTO_TCP)
+                addresses = frozenset(peer_host(str(info[4][0])) for info in infos)
+            except OSError as exc:
+                log.warning("allow-list host %s cannot be resolved: %s", pattern, exc)
+                addresses = frozenset()
+            cached = (now + 60.0, addresses)  # re-resolved each minute: DHCP and DNS changes get picked up
+            self._resolved[pattern] = cached
+        return str(address) in cached[1]
 
     # ------------------------------------------------------------------ protocol decisions
     def negotiate(self, request: A_ASSOCIATE, info: AssociationInfo) -> Decision:
-        """Refuse callers outside the allow-list; accept private and unknown storage classes an archive may send."""
-        if not self.calling_ae_allowed(info.calling_ae):
+        """Refuse callers that do not name us or are outside the allow-list; accept private and unknown storage
+        classes an archive may send."""
+        if self.local.check_called_ae and info.called_ae != self.local.ae_title.strip():
+            log.warning(
+                "association from %s (%s) rejected: called AE title %r is not ours",
+                info.calling_ae,
+                info.address,
+                info.called_ae,
+            )
+            self._emit(ScpEvent("rejected", info.calling_ae, info.address, message="called AE title is not ours"))
+            # A-ASSOCIATE-RJ permanent, service-user, "called AE title not recognised" (PS3.8 9.3.4).
+            return Decision(reject=(0x01, 0x01, 0x07))
+        if not self.calling_ae_allowed(info.calling_ae, info.host):
             log.warning(
                 "association from %s (%s) rejected: calling AE not in the allow-list", info.calling_ae, info.address
             )
@@ -426,18 +488,28 @@ class StorageServer(AcceptorHandlers):
             for cx in request.presentation_context_definition_list or []
             if str(cx.abstract_syntax) not in known and looks_like_storage(str(cx.abstract_syntax))
         ]
+        per_host = self.associations_per_host()
         with self._lock:
+            busy = ""
             if self._associations >= max(1, int(self.local.max_associations)):
-                busy = True
+                busy = "too many associations"
+            elif self._per_host.get(info.host, 0) >= per_host:
+                busy = "too many associations from that host"
             else:
-                busy = False
                 self._associations += 1
+                self._per_host[info.host] = self._per_host.get(info.host, 0) + 1
         if busy:
-            log.info("association from %s (%s) rejected: too many associations", info.calling_ae, info.address)
-            self._emit(ScpEvent("rejected", info.calling_ae, info.address, message="too many associations"))
+            log.info("association from %s (%s) rejected: %s", info.calling_ae, info.address, busy)
+            self._emit(ScpEvent("rejected", info.calling_ae, info.address, message=busy))
             # Transient, service-provider (presentation), local limit exceeded.
             return Decision(reject=(0x02, 0x03, 0x02))
-        return Decision(contexts=self._contexts + _unique(extra))
+        prefer_compressed = bool(self.local.prefer_compressed)
+        return Decision(
+            contexts=self._contexts + _unique(extra),
+            choose_transfer_syntax=lambda proposed: choose_transfer_syntax(
+                proposed, prefer_compressed=prefer_compressed
+            ),
+        )
 
     def accepted(self, info: AssociationInfo) -> None:
         self._emit(ScpEvent("accepted", info.calling_ae, info.address))
@@ -445,6 +517,11 @@ class StorageServer(AcceptorHandlers):
     def finished(self, info: AssociationInfo, how: str, detail: str = "") -> None:
         with self._lock:
             self._associations -= 1
+            left = self._per_host.get(info.host, 0) - 1
+            if left > 0:
+                self._per_host[info.host] = left
+            else:
+                self._per_host.pop(info.host, None)
         if not self.local.sync_each_instance:
             # What an association delivered is on disk before we report it finished.
             try:
@@ -456,6 +533,11 @@ class StorageServer(AcceptorHandlers):
     def c_echo(self, info: AssociationInfo) -> int:
         self._emit(ScpEvent("echo", info.calling_ae, info.address))
         return SUCCESS
+
+    def refused(self, info: AssociationInfo, command: Command, status: int, comment: str) -> None:
+        with self._lock:
+            self.failed += 1
+        self._emit(ScpEvent("refused", info.calling_ae, info.address, status, message=comment))
 
     def too_large(self, info: AssociationInfo, size: int) -> bool:
         limit = self.local.max_object_bytes
@@ -514,6 +596,15 @@ class StorageServer(AcceptorHandlers):
             )
         )
         return outcome.status, outcome.comment
+
+
+def parse_allowed_entry(entry: str) -> tuple[str, str]:
+    """An allow-list entry, "AE" or "AE@host", as (AE title, host or '')."""
+    entry = entry.strip()
+    ae, sep, host = entry.rpartition("@")
+    if not sep or not ae.strip() or not host.strip():
+        return entry, ""
+    return ae.strip(), host.strip()
 
 
 def _context(abstract_syntax: str, transfer_syntaxes: Sequence[str]) -> PresentationContext:

@@ -470,6 +470,16 @@ def _apply_counts(progress: RetrieveProgress, rsp: Dataset) -> None:
             setattr(progress, attr, int(value))
 
 
+def _count(rsp: Dataset, keyword: str) -> int | None:
+    value = rsp.get(keyword)
+    return int(value) if value is not None else None
+
+
+def _has_final_counts(rsp: Dataset) -> bool:
+    keywords = ("NumberOfCompletedSuboperations", "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")
+    return any(rsp.get(keyword) is not None for keyword in keywords)
+
+
 class _CancelWatcher:
     """Sends C-CANCEL from a side thread as soon as the token is set, even if the archive sends no pendings."""
 
@@ -514,9 +524,13 @@ def _run_retrieve(
     final_ds: Dataset | None = None
     for status_ds, identifier in responses:
         status = _status_of(status_ds, node, local, operation)
+        kind = category(status)
         with lock:
             _apply_counts(progress, status_ds)
-        kind = category(status)
+            if kind is not Category.PENDING and _has_final_counts(status_ds):
+                # The final response's counts win (PS3.4 C.4.2.1.6, C.4.3.1.6): it carries no Remaining
+                # (nothing is left unless cancelled), so the last pending's "1 remaining" must not linger.
+                progress.remaining = _count(status_ds, "NumberOfRemainingSuboperations") or 0
         if kind is Category.PENDING:
             if progress_cb:
                 progress_cb(progress)

@@ -65,7 +65,22 @@ class LocalNodeTab(QWidget):
         self.restrict = QCheckBox("Only accept these calling AE titles")
         self.restrict.setChecked(local.restrict_calling_aes)
         self.allowed = QLineEdit(", ".join(local.allowed_calling_aes))
-        self.allowed.setPlaceholderText("PACS, MODALITY1, …")
+        self.allowed.setPlaceholderText("PACS, MODALITY1@10.1.2.3, …")
+        self.allowed.setToolTip(
+            "AE titles allowed to send to this workstation. Write AE@host (an address, a network such as "
+            "10.1.2.0/24, or a host name) to accept that AE title only from that host."
+        )
+        self.check_called = QCheckBox("Refuse senders that do not call this workstation's AE title")
+        self.check_called.setChecked(local.check_called_ae)
+        self.per_host = _spin(0, 256, local.max_associations_per_host)
+        self.per_host.setSpecialValueText("automatic (three quarters of max associations)")
+        self.idle = _seconds(local.idle_association_s)
+        self.idle.setToolTip("An association that sends no images for this long (only silence or echoes) is ended.")
+        self.prefer_compressed = QCheckBox("Prefer the sender's lossless compression over uncompressed transfer")
+        self.prefer_compressed.setToolTip(
+            "A lossy transfer syntax is never chosen when the sender also offers a lossless one."
+        )
+        self.prefer_compressed.setChecked(local.prefer_compressed)
         self.max_associations = _spin(1, 256, local.max_associations)
         self.max_pdu = _spin(4096, 4 * 1024 * 1024, local.max_pdu)
         self.max_object_mb = _spin(1, 1024 * 1024, max(1, local.max_object_bytes // (1024 * 1024)))
@@ -86,13 +101,17 @@ class LocalNodeTab(QWidget):
         form.addRow("Listen on address", self.bind_address)
         form.addRow(self.restrict)
         form.addRow("Allowed calling AEs", self.allowed)
+        form.addRow(self.check_called)
         form.addRow("Max associations", self.max_associations)
+        form.addRow("Max associations per host", self.per_host)
+        form.addRow("Idle association limit", self.idle)
         form.addRow("Max PDU (bytes)", self.max_pdu)
         form.addRow("Max object size", self.max_object_mb)
         form.addRow("ACSE timeout", self.acse)
         form.addRow("DIMSE timeout", self.dimse)
         form.addRow("Network timeout", self.network)
         form.addRow(self.sync_each)
+        form.addRow(self.prefer_compressed)
 
     def apply(self, local: LocalNode) -> None:
         local.enabled = self.enabled.isChecked()
@@ -108,6 +127,10 @@ class LocalNodeTab(QWidget):
         local.dimse_timeout_s = self.dimse.value()
         local.network_timeout_s = self.network.value()
         local.sync_each_instance = self.sync_each.isChecked()
+        local.check_called_ae = self.check_called.isChecked()
+        local.max_associations_per_host = self.per_host.value()
+        local.idle_association_s = self.idle.value()
+        local.prefer_compressed = self.prefer_compressed.isChecked()
 
 
 class NodesTab(QWidget):
