@@ -39,6 +39,10 @@ class LocalNode:
     # association and within a second), as storescp, Orthanc and most archives do. On: each one is synced
     # before its C-STORE response (several times slower with small instances).
     sync_each_instance: bool = False
+    # Calling AE titles whose copy of an instance already stored with other content replaces it (a correction
+    # from the archive of record). Anyone else's is answered Success and dropped: the stored copy is kept.
+    # A replaced copy is kept under the store's replaced/ folder and recorded in the audit trail.
+    accept_corrections_from: list[str] = field(default_factory=list)
 
 
 @dataclass
