@@ -20,8 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import viewer.core.header_scan as header_scan
 from viewer.core.header_scan import HeaderScan, scan_dataset, scan_file, scan_part10
-from viewer.core.model import IndexEntry, index_entry_from_dataset
 from viewer.core.ingest import _truncation
+from viewer.core.model import IndexEntry, index_entry_from_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # pydicom warns about the odd values these tests feed it
 
