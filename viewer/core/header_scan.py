@@ -13,7 +13,7 @@ on. The caller then falls back to pydicom. Values whose conversion is not a plai
 sets other than none / ISO_IR 6 / ISO_IR 100 / ISO_IR 192, escape sequences, odd IS values, unexpected
 VRs) are converted by pydicom itself from the raw bytes, so the entry is always pydicom's.
 
-`truncation` follows `viewer.core.store._truncation`: a value running past the end of the data, bytes
+`truncation` follows `viewer.core.ingest._truncation`: a value running past the end of the data, bytes
 after the last element that cannot form an element, or an undefined-length last element that does not
 end with its sequence delimiter. It is stricter in one place: a data set cut inside an undefined-length
 sequence is reported (pydicom raises on those instead).
@@ -470,7 +470,7 @@ def _top_level(buf: Buffer, pos: int, end: int, implicit: bool, wanted: dict[int
         return "", has_pixels
     if previous == undefined_tag:
         if undefined_kind == 2:
-            raise _Decline  # store._truncation does not look past an undefined-length sequence; don't guess
+            raise _Decline  # ingest._truncation does not look past an undefined-length sequence; don't guess
         return f"{_tag_str(previous)} does not end with its sequence delimiter", has_pixels
     return f"{end - pos} bytes after {_tag_str(previous)} could not be parsed", has_pixels
 
