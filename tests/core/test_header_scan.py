@@ -20,8 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 import viewer.core.header_scan as header_scan
 from viewer.core.header_scan import HeaderScan, scan_dataset, scan_file, scan_part10
+from viewer.core.ingest import _truncation
 from viewer.core.model import IndexEntry, index_entry_from_dataset
-from viewer.core.store import _truncation
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # pydicom warns about the odd values these tests feed it
 
@@ -41,7 +41,7 @@ def _reference(data: bytes) -> IndexEntry | None:
 
 
 def _store_truncation(data: bytes) -> str | None:
-    """store._truncation over the file as the store reads it; None where pydicom cannot read it."""
+    """ingest._truncation over the file as the store reads it; None where pydicom cannot read it."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f.dcm"
         path.write_bytes(data)
@@ -49,7 +49,7 @@ def _store_truncation(data: bytes) -> str | None:
             ds = pydicom.dcmread(path, defer_size=4096)
         except Exception:
             return None
-        return _truncation(ds, path, len(data)) if len(ds) else ""
+        return _truncation(ds, len(data), data[-8:]) if len(ds) else ""
 
 
 def _assert_agrees(data: bytes, scan: HeaderScan | None) -> None:
@@ -417,10 +417,14 @@ def test_tags_out_of_order_are_declined() -> None:
     assert scan_part10(_part10(b"".join(in_order), ExplicitVRLittleEndian)) is not None
 
 
-def _nested_sequences(depth: int) -> bytes:
-    """UIDs, then `depth` levels of undefined-length sequences and items."""
+def _nested_sequences(depth: int, *, defined: bool = False) -> bytes:
+    """UIDs, then `depth` levels of undefined-length (or defined-length) sequences and items."""
     content = b""
     for _ in range(depth):
+        if defined:
+            item = b"\xfe\xff\x00\xe0" + struct.pack("<I", len(content)) + content
+            content = struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, len(item)) + item
+            continue
         item = b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + content + b"\xfe\xff\x0d\xe0" + bytes(4)
         content = struct.pack("<HH2sHI", 0x0040, 0xA730, b"SQ", 0, 0xFFFFFFFF) + item + b"\xfe\xff\xdd\xe0" + bytes(4)
     uids = b"".join(
@@ -430,11 +434,17 @@ def _nested_sequences(depth: int) -> bytes:
     return _part10(uids + content, ExplicitVRLittleEndian)
 
 
-def test_nesting_depth_is_bounded() -> None:
-    shallow = _nested_sequences(10)
-    scan = scan_part10(shallow)
-    assert scan is not None and scan.entry == _reference(shallow) and scan.truncation == ""
-    assert scan_part10(_nested_sequences(200)) is None
+@pytest.mark.parametrize("defined", [False, True])
+def test_nesting_depth_is_bounded(defined: bool) -> None:
+    limit = header_scan.MAX_SEQUENCE_DEPTH
+    for depth in (10, limit):
+        shallow = _nested_sequences(depth, defined=defined)
+        scan = scan_part10(shallow)
+        assert scan is not None and scan.entry == _reference(shallow) and scan.truncation == ""
+    # Deeper is refused outright (finding 4: 1,000 defined-length levels imported, then export never ended).
+    for depth in (limit + 1, 1000):
+        with pytest.raises(header_scan.NestedTooDeep):
+            scan_part10(_nested_sequences(depth, defined=defined))
 
 
 # --- truncation ----------------------------------------------------------------------------------

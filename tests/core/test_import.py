@@ -87,15 +87,17 @@ def test_imports_every_bundled_file_pydicom_can_read(store: StudyStore) -> None:
     report = import_paths(store, [TEST_FILES])
 
     # Every file is accounted for exactly once.
-    stored_count = report.imported + report.duplicates + report.replaced
+    stored_count = report.imported + report.duplicates + report.replaced + len(report.kept)
     assert stored_count + len(report.skipped) + len(report.failed) == len(files)
     # What pydicom reads as a whole instance is what got stored, no more, no less.
     assert stored_count == len(readable)
     assert stored_uids(store) == set(readable.values())
     assert store.counts()["instances"] == len(set(readable.values()))
-    # Same UID, different bytes (one image in several transfer syntaxes) is a replacement; same bytes a duplicate.
+    # Same UID, different bytes (one image in several transfer syntaxes): the first stored copy is kept; same
+    # bytes a duplicate. Nothing is replaced unless asked.
     collisions = sum(n - 1 for n in Counter(readable.values()).values())
-    assert report.duplicates + report.replaced == collisions
+    assert report.replaced == 0
+    assert report.duplicates + len(report.kept) == collisions
     # Everything not imported comes with a reason, and is something pydicom does not take as an instance.
     not_imported = {Path(p.source) for p in report.skipped + report.failed}
     assert not_imported == {f for f in files if f not in readable}

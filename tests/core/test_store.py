@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -42,18 +44,36 @@ def test_files_are_named_from_content_not_uid(store: StudyStore) -> None:
     assert result.path.is_relative_to(store.files_dir)
 
 
-def test_same_bytes_is_duplicate_different_bytes_replaces(store: StudyStore, tmp_path: Path) -> None:
+def test_same_bytes_is_duplicate_different_bytes_keep_the_stored_copy_unless_replacing(
+    store: StudyStore, tmp_path: Path
+) -> None:
     assert store.add_file(CT).status is AddStatus.ADDED
     assert store.add_file(CT).status is AddStatus.DUPLICATE
     ds = pydicom.dcmread(CT)
     ds.StudyDescription = "corrected"
     changed = tmp_path / "changed.dcm"
     ds.save_as(changed)
-    old_path = Path(store.instances_for_study(ds.StudyInstanceUID)[0].path)
-    assert store.add_file(changed).status is AddStatus.REPLACED
+    old = store.instances_for_study(ds.StudyInstanceUID)[0]
+    # Finding 2: by default the stored copy stays (as Orthanc keeps it); nothing of the new one is left.
+    assert store.add_file(changed).status is AddStatus.KEPT
+    assert store.instance(old.sop_instance_uid).sha256 == old.sha256
+    assert store.study(ds.StudyInstanceUID).study_description != "corrected"
+    assert _stored_files(store) == {Path(old.path)}
+    # A correction replaces it, and the replaced copy stays recoverable under replaced/ with its row.
+    assert store.add_file(changed, replace=True).status is AddStatus.REPLACED
     assert store.counts()["instances"] == 1
     assert store.study(ds.StudyInstanceUID).study_description == "corrected"
-    assert not old_path.exists()
+    assert not Path(old.path).exists()
+    kept = store.root / "replaced" / old.sha256
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == old.sha256
+    with sqlite3.connect(store.db_path) as conn:
+        rows = conn.execute("SELECT sop_instance_uid, file, sha256 FROM replaced").fetchall()
+    assert rows == [(old.sop_instance_uid, f"replaced/{old.sha256}", old.sha256)]
+    assert store.integrity_problems() == []
+
+
+def _stored_files(store: StudyStore) -> set[Path]:
+    return {p for p in store.files_dir.rglob("*") if p.is_file() and store.tmp_dir not in p.parents}
 
 
 @pytest.mark.parametrize("bad_uid", ["1.2/../../etc/passwd", "1.2.\x003", "1." * 40])

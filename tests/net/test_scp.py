@@ -312,6 +312,9 @@ class _FullStore(StudyStore):
     def add_indexed(self, data: bytes, entry: object, *, source: str = "", sync: bool = True):  # type: ignore[override]
         raise StoreFullError("the disk holding the study store is full")
 
+    def add_checked(self, *args: object, **kwargs: object):  # type: ignore[override]
+        raise StoreFullError("the disk holding the study store is full")
+
 
 def test_disk_full_answers_a700_and_keeps_the_database_consistent(tmp_path: Path) -> None:
     store = _FullStore(tmp_path / "store")

@@ -66,7 +66,8 @@ def test_importer_accounts_for_every_mutated_file(fuzz_store: StudyStore, batch:
         for i, data in enumerate(batch):
             Path(folder, f"f{i:03d}.dcm").write_bytes(data)
         report = importer.import_paths(fuzz_store, [folder])
-    accounted = report.imported + report.duplicates + report.replaced + len(report.skipped) + len(report.failed)
+    stored = report.imported + report.duplicates + report.replaced + len(report.kept)
+    accounted = stored + len(report.skipped) + len(report.failed)
     assert accounted == len(batch), report.details()
     assert all(problem.reason for problem in report.skipped + report.failed)
     assert fuzz_store.integrity_problems() == []

@@ -334,6 +334,19 @@ class AuditLog:
                 study = store.study(event.study_uid)
                 patient_id = study.patient_id if study is not None else ""
                 self._patients[event.study_uid] = patient_id
+            if event.kind == "replaced":
+                # A stored copy replaced by a correction is recorded on its own, not folded into a group.
+                network = source.startswith(NETWORK_SOURCE_PREFIXES)
+                self.record(
+                    RECEIVED if network else IMPORTED,
+                    study_uid=event.study_uid,
+                    patient_id=patient_id,
+                    remote_ae=source.split(":", 1)[1] if network else "",
+                    source="" if network else source,
+                    instances=1,
+                    description=f"instance {event.sop_instance_uid} replaced; previous copy kept under replaced/",
+                )
+                return
             if source.startswith(NETWORK_SOURCE_PREFIXES):
                 remote_ae = source.split(":", 1)[1]
                 self.note(RECEIVED, study_uid=event.study_uid, patient_id=patient_id, remote_ae=remote_ae)

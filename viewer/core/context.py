@@ -33,6 +33,7 @@ class AppContext:
             settings.save(settings_path)
         store = StudyStore(folder / "store")
         if recover:
-            # Files younger than a few minutes may belong to another Lightbox process still writing.
-            store.recover(min_age_s=300.0)
+            # Recovery runs only if no other Lightbox process has the store open (the store checks with an OS
+            # lock); otherwise it is skipped and left to whichever process next opens the store alone.
+            store.recover()
         return cls(home=folder, settings=settings, store=store)

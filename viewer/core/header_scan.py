@@ -13,7 +13,7 @@ on. The caller then falls back to pydicom. Values whose conversion is not a plai
 sets other than none / ISO_IR 6 / ISO_IR 100 / ISO_IR 192, escape sequences, odd IS values, unexpected
 VRs) are converted by pydicom itself from the raw bytes, so the entry is always pydicom's.
 
-`truncation` follows `viewer.core.store._truncation`: a value running past the end of the data, bytes
+`truncation` follows `viewer.core.ingest._truncation`: a value running past the end of the data, bytes
 after the last element that cannot form an element, or an undefined-length last element that does not
 end with its sequence delimiter. It is stricter in one place: a data set cut inside an undefined-length
 sequence is reported (pydicom raises on those instead).
@@ -39,11 +39,12 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import config as _config
 from pydicom import hooks as _hooks
 from pydicom import uid as _uid
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import DicomDictionary, dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -78,7 +79,15 @@ _ITEM_DELIMITER = 0xFFFEE00D
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
 _ITEM_BYTES = b"\xfe\xff\x00\xe0"
 _SEQUENCE_DELIMITER_BYTES = b"\xfe\xff\xdd\xe0"
-_MAX_DEPTH = 64
+# Sequences nested deeper than this are refused (`NestedTooDeep`), not declined: pydicom would read them,
+# and every later recursive walk (export, de-identification, the tag browser) would pay for them. Real
+# objects stay far below: enhanced multi-frame functional groups nest 3-4 levels, RT structure sets 4,
+# SR content trees rarely 10. 32 leaves room for deep SR trees while keeping pydicom's recursive readers
+# and writers (several Python frames per level) far from the interpreter's recursion limit.
+MAX_SEQUENCE_DEPTH = 32
+# A sequence value shorter than this cannot hold MAX_SEQUENCE_DEPTH + 1 levels (each level costs an element
+# header and an item header, 16 bytes at least), so top-level sequences below it are skipped unwalked.
+_DEEP_BYTES = 16 * (MAX_SEQUENCE_DEPTH + 1)
 _MAP_ABOVE = 1 << 20  # scan_file maps files from this size on
 # A wanted value longer than this is not a plausible header value; pydicom is left to make sense of it.
 _MAX_WANTED_LENGTH = 65536
@@ -104,7 +113,7 @@ _CS = _vr_code("CS")
 _UN = _vr_code("UN")
 
 # How each wanted value is converted (see `_fast_values`); the numeric kinds come last.
-_CHARSET, _UI, _STR, _TXT, _PN, _IS, _US = range(7)
+_CHARSET, _UI, _STR, _TXT, _PN, _DS, _IS, _US = range(8)
 
 _WANTED: dict[int, tuple[int, int]] = {
     0x00080005: (_CHARSET, _vr_code("CS")),  # SpecificCharacterSet
@@ -129,11 +138,15 @@ _WANTED: dict[int, tuple[int, int]] = {
     0x00200010: (_TXT, _vr_code("SH")),  # StudyID
     0x00200011: (_IS, _vr_code("IS")),  # SeriesNumber
     0x00200013: (_IS, _vr_code("IS")),  # InstanceNumber
+    0x00200032: (_DS, _vr_code("DS")),  # ImagePositionPatient (stacks are sorted by it before loading)
+    0x00200037: (_DS, _vr_code("DS")),  # ImageOrientationPatient
     0x00280008: (_IS, _vr_code("IS")),  # NumberOfFrames
     0x00280010: (_US, _vr_code("US")),  # Rows
     0x00280011: (_US, _vr_code("US")),  # Columns
 }
 _PIXEL_DATA_TAGS = frozenset((0x7FE00008, 0x7FE00009, 0x7FE00010))
+# Public tags whose dictionary VR is SQ: how an implicit VR (or explicit UN) sequence is recognised.
+_SQ_TAGS = frozenset(tag for tag, entry in DicomDictionary.items() if entry[0] == "SQ")
 # One membership test per element during the walk covers both.
 _NOTED = frozenset(_WANTED) | _PIXEL_DATA_TAGS
 
@@ -141,6 +154,10 @@ _NOTED = frozenset(_WANTED) | _PIXEL_DATA_TAGS
 _PLAIN_CHARSETS = {b"": "latin-1", b"ISO_IR 6": "latin-1", b"ISO_IR 100": "latin-1", b"ISO_IR 192": "utf-8"}
 # What IS values `int()` takes exactly as pydicom's IS does; anything else goes through pydicom.
 _PLAIN_IS = re.compile(r"[+-]?[0-9]{1,9}")
+
+
+class NestedTooDeep(ValueError):
+    """Sequences nested deeper than `MAX_SEQUENCE_DEPTH`: refused, whatever else the data set holds."""
 
 
 class _Decline(Exception):
@@ -198,10 +215,15 @@ def _is_implicit(transfer_syntax: str) -> bool | None:
 # --- element walks -----------------------------------------------------------------------------------
 
 
+def _too_deep(depth: int) -> NestedTooDeep:
+    return NestedTooDeep(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+
+
 def _sequence(buf: Buffer, pos: int, end: int, implicit: bool, depth: int) -> int:
-    """Walk an undefined-length sequence's items from `pos`; return the offset after its delimiter."""
-    if depth > _MAX_DEPTH:
-        raise _Decline
+    """Walk an undefined-length sequence's items from `pos` (`depth`: its nesting level, 1 at top level);
+    return the offset after its delimiter."""
+    if depth > MAX_SEQUENCE_DEPTH:
+        raise _too_deep(depth)
     header = _IMPLICIT_HEADER.unpack_from
     while True:
         if end - pos < 8:
@@ -218,19 +240,46 @@ def _sequence(buf: Buffer, pos: int, end: int, implicit: bool, depth: int) -> in
         # pydicom decides per item whether an explicit VR sequence switched to implicit (PS3.5 6.2.2).
         item_implicit = implicit or (end - pos >= 6 and not (0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B))
         if length == _UNDEFINED:
-            pos = _elements(buf, pos, end, item_implicit, depth + 1, delimited=True)
+            pos = _elements(buf, pos, end, item_implicit, depth, delimited=True)
         else:
             item_end = pos + length
             if item_end > end:
                 raise _Decline  # pydicom reads such an item to its first item delimiter, wherever that is
             # pydicom parses a defined-length item element by element; they must fill the item exactly.
             try:
-                filled = _elements(buf, pos, item_end, item_implicit, depth + 1, delimited=False)
+                filled = _elements(buf, pos, item_end, item_implicit, depth, delimited=False)
             except _Cut:
                 raise _Decline from None
             if filled != item_end:
                 raise _Decline
             pos = item_end
+
+
+def _defined_sequence(buf: Buffer, pos: int, end: int, implicit: bool, depth: int) -> None:
+    """Walk a defined-length sequence value buf[pos:end] for its nesting depth only (pydicom reads these
+    lazily, so nothing else about them matters here); anything odd declines the scan to pydicom, which then
+    checks the depth itself."""
+    if depth > MAX_SEQUENCE_DEPTH:
+        raise _too_deep(depth)
+    header = _IMPLICIT_HEADER.unpack_from
+    while end - pos >= 8:
+        group, elem, length = header(buf, pos)
+        pos += 8
+        if (group << 16 | elem) != _ITEM:
+            raise _Decline
+        item_implicit = implicit or (end - pos >= 6 and not (0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B))
+        try:
+            if length == _UNDEFINED:
+                pos = _elements(buf, pos, end, item_implicit, depth, delimited=True)
+            else:
+                item_end = pos + length
+                if item_end > end or _elements(buf, pos, item_end, item_implicit, depth, delimited=False) != item_end:
+                    raise _Decline
+                pos = item_end
+        except _Cut:
+            raise _Decline from None
+    if pos != end:
+        raise _Decline
 
 
 def _encapsulated(buf: Buffer, pos: int, end: int) -> int:
@@ -270,9 +319,8 @@ def _undefined_is_sequence(buf: Buffer, pos: int, end: int, tag: int, vr: int | 
 
 
 def _elements(buf: Buffer, pos: int, end: int, implicit: bool, depth: int, *, delimited: bool) -> int:
-    """Walk the elements of a sequence item (to its delimiter, or to `end`); return where it stops."""
-    if depth > _MAX_DEPTH:
-        raise _Decline
+    """Walk the elements of a sequence item at nesting level `depth` (to its delimiter, or to `end`);
+    return where it stops."""
     explicit_header = _EXPLICIT_HEADER.unpack_from
     implicit_header = _IMPLICIT_HEADER.unpack_from
     u32 = _U32.unpack_from
@@ -311,6 +359,8 @@ def _elements(buf: Buffer, pos: int, end: int, implicit: bool, depth: int, *, de
             pos = value + length
             if pos > end:
                 raise _Cut if delimited else _Decline
+            if length >= 8 and (vr == _SQ if vr is not None and vr != _UN else tag in _SQ_TAGS):
+                _defined_sequence(buf, value, pos, implicit, depth + 1)
 
 
 # A wanted value as the walk found it: (VR as a little-endian int or -1 in implicit VR, the raw value
@@ -370,6 +420,8 @@ def _top_level(buf: Buffer, pos: int, end: int, implicit: bool, wanted: dict[int
                     raise _Decline
                 else:
                     wanted[tag] = (-1, buf[value:pos], length, value)
+            elif length >= _DEEP_BYTES and pos <= end and tag in _SQ_TAGS:
+                _defined_sequence(buf, value, pos, True, 1)
     else:
         explicit_header = _EXPLICIT_HEADER.unpack_from
         u32 = _U32.unpack_from
@@ -394,6 +446,12 @@ def _top_level(buf: Buffer, pos: int, end: int, implicit: bool, wanted: dict[int
                     undefined_tag = tag
                     has_pixels = has_pixels or tag in _PIXEL_DATA_TAGS
                     continue
+                if (
+                    length >= _DEEP_BYTES
+                    and (vr == _SQ or (vr == _UN and tag in _SQ_TAGS))
+                    and pos + 12 + length <= end
+                ):
+                    _defined_sequence(buf, pos + 12, pos + 12 + length, False, 1)
             elif not header_length:
                 raise _Decline  # pydicom guesses implicit VR for this element, or a 16-bit length
             previous = tag
@@ -412,7 +470,7 @@ def _top_level(buf: Buffer, pos: int, end: int, implicit: bool, wanted: dict[int
         return "", has_pixels
     if previous == undefined_tag:
         if undefined_kind == 2:
-            raise _Decline  # store._truncation does not look past an undefined-length sequence; don't guess
+            raise _Decline  # ingest._truncation does not look past an undefined-length sequence; don't guess
         return f"{_tag_str(previous)} does not end with its sequence delimiter", has_pixels
     return f"{end - pos} bytes after {_tag_str(previous)} could not be parsed", has_pixels
 
@@ -443,7 +501,7 @@ def _decode_direct(raw: bytes, codec: str) -> str:
         raise _Slow from None
 
 
-def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str], dict[int, int | None]]:
+def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, Any], dict[int, int | None]]:
     """(text, numbers): the wanted values as pydicom + the model's `_text` / `_int` give them.
 
     Raises `_Slow` where the direct decode might differ from pydicom's conversion.
@@ -458,7 +516,7 @@ def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str
             raise _Slow
         codec = plain
     wanted_kinds = _WANTED
-    out: dict[int, str] = {}
+    out: dict[int, Any] = {}  # text, or a tuple of floats for DS
     numbers: dict[int, int | None] = {}
     for tag, (vr, raw, length, _) in wanted.items():
         kind, expected_vr = wanted_kinds[tag]
@@ -471,7 +529,7 @@ def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str
             if kind >= _IS:
                 numbers[tag] = None
             else:
-                out[tag] = ""
+                out[tag] = () if kind == _DS else ""
         elif kind == _STR:
             # CS, DA, TM: pydicom decodes these as ASCII-ish whatever the character set.
             s = raw.decode("latin-1").rstrip(" \0")
@@ -492,6 +550,11 @@ def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str
                 out[tag] = "\\".join(v.rstrip("=") for v in s.split("\\"))
             else:
                 out[tag] = s.rstrip("=").strip()
+        elif kind == _DS:
+            try:  # as the model's `_floats` over pydicom's DS values; anything float() refuses goes to pydicom
+                out[tag] = tuple(float(v.strip(" \0")) for v in raw.decode("latin-1").split("\\"))
+            except ValueError:
+                raise _Slow from None
         elif kind == _IS:
             s = raw.decode("latin-1").rstrip(" \0")
             if "\\" in s:
@@ -510,7 +573,7 @@ def _fast_values(wanted: dict[int, _Raw], implicit: bool) -> tuple[dict[int, str
     return out, numbers
 
 
-def _entry_fast(texts: dict[int, str], numbers: dict[int, int | None], transfer_syntax: str) -> IndexEntry | None:
+def _entry_fast(texts: dict[int, Any], numbers: dict[int, int | None], transfer_syntax: str) -> IndexEntry | None:
     # An absent value is "" / None, as the model's `_text` / `_int` give it.
     get, number = texts.get, numbers.get
     study_uid = get(0x0020000D, "")
@@ -553,6 +616,8 @@ def _entry_fast(texts: dict[int, str], numbers: dict[int, int | None], transfer_
         frames=number(0x00280008) or 1,
         rows=number(0x00280010) or 0,
         columns=number(0x00280011) or 0,
+        image_position=get(0x00200032, ()),
+        image_orientation=get(0x00200037, ()),
     )
     return IndexEntry(study=study, series=series, instance=instance)
 
@@ -643,6 +708,18 @@ def _meta_transfer_syntax(buf: Buffer, end: int) -> tuple[str, int] | None:
     if not ts:
         return None
     return ts, pos
+
+
+def part10_meta(data: Buffer) -> tuple[str, int] | None:
+    """(Transfer Syntax UID, offset of the data set) of a Part 10 file in memory; None if its meta is not
+    plain explicit VR little endian after a preamble and 'DICM'."""
+    try:
+        buf = _as_bytes_buffer(data)
+        if len(buf) < 132 or buf[128:132] != b"DICM":
+            return None
+        return _meta_transfer_syntax(buf, len(buf))
+    except (TypeError, ValueError, struct.error, IndexError):
+        return None
 
 
 def scan_part10(data: Buffer) -> HeaderScan | None:

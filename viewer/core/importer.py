@@ -61,6 +61,10 @@ class ImportReport:
     imported: int = 0
     duplicates: int = 0
     replaced: int = 0
+    # Each replaced instance, and where its previous copy is kept (never deleted).
+    replaced_items: list[FileProblem] = field(default_factory=list)
+    # Files whose SOP Instance UID is stored already with other content: the stored copy was kept.
+    kept: list[FileProblem] = field(default_factory=list)
     skipped: list[FileProblem] = field(default_factory=list)  # not DICOM, or DICOM that is not an instance
     failed: list[FileProblem] = field(default_factory=list)  # DICOM we could not store, unreadable files
     missing: list[FileProblem] = field(default_factory=list)  # DICOMDIR records whose file is not there
@@ -85,6 +89,7 @@ class ImportReport:
             f"{self.imported} imported",
             f"{self.duplicates} already present",
             f"{self.replaced} replaced",
+            f"{len(self.kept)} kept the stored copy",
             f"{len(self.skipped)} skipped",
             f"{len(self.failed)} failed",
         ]
@@ -96,7 +101,13 @@ class ImportReport:
     def details(self) -> str:
         """The full report as text: summary, then every skipped, failed and missing file with its reason."""
         lines = [self.summary(), *self.notes]
-        for title, problems in (("Failed", self.failed), ("Missing", self.missing), ("Skipped", self.skipped)):
+        for title, problems in (
+            ("Failed", self.failed),
+            ("Missing", self.missing),
+            ("Replaced", self.replaced_items),
+            ("Stored copy kept", self.kept),
+            ("Skipped", self.skipped),
+        ):
             if problems:
                 lines.append(f"{title}:")
                 lines.extend(f"  {p.source}: {p.reason}" for p in problems)
@@ -255,8 +266,13 @@ def import_paths(
     *,
     cancel: CancelToken | None = None,
     progress: ProgressCallback | None = None,
+    replace_existing: bool = False,
 ) -> ImportReport:
-    """Import everything under `paths`; returns the report (also when cancelled: what was done stays done)."""
+    """Import everything under `paths`; returns the report (also when cancelled: what was done stays done).
+
+    A file whose SOP Instance UID is stored already with other content is not imported (the stored copy is
+    kept and the report lists it) unless `replace_existing`: then it replaces it, the previous copy kept
+    under the store's replaced/ folder."""
     started = time.monotonic()
     report = ImportReport()
     cancel = cancel or CancelToken()
@@ -272,7 +288,7 @@ def import_paths(
         report.missing.extend(plan.missing)
         report.notes.extend(plan.notes)
         report.total = len(plan.items)
-        _import_items(store, plan.items, report, cancel, progress, started)
+        _import_items(store, plan.items, report, cancel, progress, started, replace_existing)
     finally:
         plan.close()
         report.elapsed_s = time.monotonic() - started
@@ -289,6 +305,7 @@ def _import_items(
     cancel: CancelToken,
     progress: ProgressCallback | None,
     started: float,
+    replace_existing: bool = False,
 ) -> None:
     """Prepare items on a few threads (copy, hash, parse: mostly I/O and hashing, which release the GIL) and
     commit them in order on this one, in batches, so the expensive parts overlap the commits and syncs."""
@@ -300,9 +317,12 @@ def _import_items(
     # Threads, not processes: with the header scanner the Python part of preparing a file is a fraction of a
     # millisecond, and reading, hashing and writing release the GIL. (Worker processes were tried when headers
     # were parsed with pydicom; their start-up and pickling then cost more than they saved.)
+    # What the open batch committed: undone together if its COMMIT fails (a full disk).
+    in_batch: list[tuple[ImportItem, AddStatus]] = []
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
         try:
             while True:
+                in_batch.clear()
                 with store.batch(release_cache=True):
                     for _ in range(BATCH_SIZE):
                         while len(in_flight) < WORKERS * 2 and not cancel.cancelled:
@@ -316,7 +336,7 @@ def _import_items(
                         if not in_flight:
                             return
                         item, future = in_flight.popleft()
-                        if not _commit(store, item, future.result(), report):
+                        if not _commit(store, item, future.result(), report, replace_existing, in_batch):
                             report.notes.append("import stopped: the disk holding the study store is full")
                             return
                         report.done += 1
@@ -324,6 +344,11 @@ def _import_items(
                         if progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
                             last_progress = now
                             progress(Progress(report.done, report.total, started, item.source))
+        except StoreFullError as exc:
+            if not exc.rolled_back:
+                raise
+            _undo_batch(report, in_batch)
+            report.notes.append("import stopped: the disk holding the study store is full")
         finally:
             # Whatever was prepared but not committed (cancel, disk full) leaves no temp file behind.
             for _item, future in in_flight:
@@ -363,7 +388,14 @@ def _prepare(store: StudyStore, item: ImportItem) -> _Outcome:
         return _Outcome(failed=f"unexpected error: {type(exc).__name__}: {exc}")
 
 
-def _commit(store: StudyStore, item: ImportItem, outcome: _Outcome, report: ImportReport) -> bool:
+def _commit(
+    store: StudyStore,
+    item: ImportItem,
+    outcome: _Outcome,
+    report: ImportReport,
+    replace: bool = False,
+    in_batch: list[tuple[ImportItem, AddStatus]] | None = None,
+) -> bool:
     """Record one item's outcome; False when the import must stop (the disk is full)."""
     if outcome.skipped:
         report.skipped.append(FileProblem(item.source, outcome.skipped))
@@ -372,21 +404,47 @@ def _commit(store: StudyStore, item: ImportItem, outcome: _Outcome, report: Impo
         report.failed.append(FileProblem(item.source, outcome.failed or "not prepared"))
         return not outcome.store_full
     try:
-        result = store.commit_prepared(outcome.prepared, source=f"import:{item.source}"[:1000])
+        result = store.commit_prepared(outcome.prepared, source=f"import:{item.source}"[:1000], replace=replace)
     except StoreFullError as exc:
         report.failed.append(FileProblem(item.source, str(exc)))
+        if exc.rolled_back:
+            raise  # the batch's earlier items went with it: `_import_items` reports them
         return False
     except (StoreError, OSError) as exc:
+        # Refusals at commit: a cut-short copy of a stored instance, another patient in a stored study.
         report.failed.append(FileProblem(item.source, str(exc)))
         return True
     report.study_uids.add(result.study_uid)
+    if in_batch is not None:
+        in_batch.append((item, result.status))
     if result.status is AddStatus.ADDED:
         report.imported += 1
     elif result.status is AddStatus.DUPLICATE:
         report.duplicates += 1
+    elif result.status is AddStatus.KEPT:
+        report.kept.append(
+            FileProblem(item.source, "SOP Instance UID stored already with other content; the stored copy was kept")
+        )
     else:
         report.replaced += 1
+        report.replaced_items.append(
+            FileProblem(item.source, "replaced the stored copy; the previous copy is kept under the store's replaced/")
+        )
     return True
+
+
+def _undo_batch(report: ImportReport, in_batch: list[tuple[ImportItem, AddStatus]]) -> None:
+    """A batch whose COMMIT failed (disk full): what it added or replaced is not in the store after all."""
+    for item, status in in_batch:
+        if status is AddStatus.ADDED:
+            report.imported -= 1
+        elif status is AddStatus.REPLACED:
+            report.replaced -= 1
+            report.replaced_items = [p for p in report.replaced_items if p.source != item.source]
+        else:
+            continue
+        report.failed.append(FileProblem(item.source, "not stored: the disk holding the study store is full"))
+    in_batch.clear()
 
 
 def _is_media_directory(item: ImportItem) -> bool:

@@ -90,6 +90,8 @@ class Instance:
     path: str = ""  # absolute path of the stored file
     size: int = 0
     sha256: str = ""
+    # Image Position / Orientation (Patient), (0020,0032) / (0020,0037): what a stack is sorted by before its
+    # first image loads; () when absent or unreadable.
     image_position: tuple[float, ...] = ()
     image_orientation: tuple[float, ...] = ()
 
@@ -121,6 +123,18 @@ def _int(ds: Dataset, keyword: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _floats(ds: Dataset, keyword: str) -> tuple[float, ...]:
+    try:
+        value = ds.get(keyword)
+        if value in (None, ""):
+            return ()
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            return tuple(float(v) for v in value)
+        return (float(value),)
+    except (TypeError, ValueError):
+        return ()
 
 
 class NotIndexable(ValueError):
@@ -175,5 +189,7 @@ def index_entry_from_dataset(ds: Dataset, transfer_syntax: str = "") -> IndexEnt
         frames=_int(ds, "NumberOfFrames") or 1,
         rows=_int(ds, "Rows") or 0,
         columns=_int(ds, "Columns") or 0,
+        image_position=_floats(ds, "ImagePositionPatient"),
+        image_orientation=_floats(ds, "ImageOrientationPatient"),
     )
     return IndexEntry(study=study, series=series, instance=instance)

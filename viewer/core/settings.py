@@ -58,6 +58,10 @@ class LocalNode:
     # uncompressed in one context, cannot compress an uncompressed file). True: the sender's own lossless
     # compressed syntax first (smaller files, for senders that hold their images compressed).
     prefer_compressed: bool = False
+    # Calling AE titles whose copy of an instance already stored with other content replaces it (a correction
+    # from the archive of record). Anyone else's is answered Success and dropped: the stored copy is kept.
+    # A replaced copy is kept under the store's replaced/ folder and recorded in the audit trail.
+    accept_corrections_from: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -7,12 +7,20 @@ Invariants the rest of the app relies on:
   `recover`), never a row without its file.
 * Stored files are named from the SHA-256 of their bytes, never from a UID or a patient name, so no
   value inside a received object can choose a path.
-* `add_indexed(..., sync=False)` (the Storage SCP's default) keeps the write-then-commit order but leaves
+* `add_checked(..., sync=False)` (the Storage SCP's default) keeps the write-then-commit order but leaves
   the fsyncs to a group sync of the whole store (`sync_pending`, run within `GROUP_SYNC_S` and when an
-  association ends). After a power cut, `recover` checks every row added since the last group sync
-  against its file and drops the rows whose file did not reach the disk.
-* The same SOP Instance UID arriving again with the same bytes is a duplicate and is skipped; with
-  different bytes the newer copy replaces the older one and the replacement is logged.
+  association ends); such rows are marked `unsynced`. After a power cut, `recover` checks every marked row
+  added since the last group sync against its file and drops the rows whose file did not reach the disk.
+* Recovery runs only in a process that holds the store exclusively (an OS lock on `.open.lock`, which every
+  open store holds shared): never while another Lightbox process may be writing.
+* What enters is checked by `viewer.core.ingest` (refusals are `ingest.Refused`); the store only stores.
+* The same SOP Instance UID arriving again with the same bytes is a duplicate and is skipped. With
+  different bytes the stored copy is kept (`AddStatus.KEPT`, as Orthanc does by default) unless the caller
+  passes `replace=True` (a peer allowed to send corrections); a replaced copy is moved under `replaced/`
+  with a row in the `replaced` table, never deleted. A copy that is the stored one cut short never
+  replaces it, and an instance naming another patient than its study's row is refused.
+* Everything under the store's root is readable by the user alone (0700 folders, 0600 files), whatever
+  the umask: it is patient data.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import threading
@@ -41,33 +48,32 @@ try:
 except ImportError:  # Windows: recovery then relies on `min_age_s` alone
     fcntl = None  # type: ignore[assignment]
 
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 
-from viewer.core.header_scan import HeaderScan, scan_part10
+from viewer.core import ingest
+from viewer.core.errors import StoreError
+from viewer.core.ingest import Checked, PatientConflict, Refused
 from viewer.core.model import (
     IndexEntry,
     Instance,
-    NotIndexable,
     Patient,
     Series,
     Study,
     document_kind,
-    index_entry_from_dataset,
 )
+from viewer.core.uids import uid_problem
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
-_DEFER_BYTES = 4096
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-# Files up to this size are read whole into memory to be scanned, hashed and written in one pass; larger
-# ones are copied in chunks and parsed by pydicom.
+# Files up to this size are read whole into memory to be checked, hashed and written in one pass; larger
+# ones are copied in chunks, then checked from the copy.
 _SCAN_LIMIT = 16 << 20
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,11 +126,35 @@ CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
 CREATE INDEX IF NOT EXISTS instances_sha ON instances(sha256);
 """
 
+# Schema 2: `unsynced` marks rows whose file was left to the group sync (it was the `source` text before);
+# `image_position` / `image_orientation` hold (0020,0032) / (0020,0037) as backslash-joined numbers ('' when
+# absent) so a stack can be sorted before its first image loads; `replaced` keeps what a correction replaced.
+_INSTANCE_COLUMNS_2 = (
+    ("unsynced", "INTEGER NOT NULL DEFAULT 0"),
+    ("image_position", "TEXT NOT NULL DEFAULT ''"),
+    ("image_orientation", "TEXT NOT NULL DEFAULT ''"),
+)
+_REPLACED_TABLE = """
+CREATE TABLE IF NOT EXISTS replaced (
+    sop_instance_uid TEXT NOT NULL,
+    study_uid TEXT NOT NULL,
+    file TEXT NOT NULL,
+    original_file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    replaced_by TEXT NOT NULL DEFAULT '',
+    replaced_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replaced_instance ON replaced(sop_instance_uid);
+"""
+
 
 class AddStatus(Enum):
     ADDED = "added"
-    DUPLICATE = "duplicate"
-    REPLACED = "replaced"
+    DUPLICATE = "duplicate"  # the same bytes were already stored
+    REPLACED = "replaced"  # a correction replaced the stored copy (kept under replaced/)
+    KEPT = "kept"  # different bytes under a stored SOP Instance UID: the stored copy was kept
 
 
 @dataclass(frozen=True)
@@ -137,20 +167,16 @@ class AddResult:
     path: Path
 
 
-class StoreError(Exception):
-    """Base of what the store refuses; the message is meant for the user."""
-
-
-class NotDicomError(StoreError):
-    """The bytes are not a DICOM object at all."""
-
-
-class InvalidObjectError(StoreError):
-    """A DICOM object that cannot be indexed (missing UIDs, a UID that is not a UID, unreadable header)."""
+# What ingest refuses, under the names the store's callers have always caught.
+NotDicomError = ingest.NotDicom
+InvalidObjectError = ingest.Refused
 
 
 class StoreFullError(StoreError):
-    """The disk holding the store is full; nothing was changed."""
+    """The disk holding the store is full; nothing was changed (`rolled_back`: a batch's uncommitted adds
+    were undone with it)."""
+
+    rolled_back: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,17 +224,16 @@ class RecoveryReport:
     rows_without_file: list[str] = field(default_factory=list)
     # Rows added after the last group sync whose file did not reach the disk whole (power cut): removed.
     rows_lost_unsynced: list[str] = field(default_factory=list)
-
-
-_UNSAFE_UID_CHARS = re.compile(r"[/\\\x00-\x1f]")
+    # Another Lightbox process had the store open: nothing was looked at (it may be writing right now).
+    skipped: bool = False
+    replaced_files_restored: int = 0
 
 
 def check_uid(name: str, value: str) -> None:
-    """Refuse UIDs that could never be UIDs, whatever they would be used for."""
-    if len(value) > 64:
-        raise InvalidObjectError(f"{name} is longer than 64 characters")
-    if ".." in value or _UNSAFE_UID_CHARS.search(value):
-        raise InvalidObjectError(f"{name} contains characters a UID cannot have")
+    """Refuse what PS3.5 §9.1 says can never be a UID (`viewer.core.uids`)."""
+    problem = uid_problem(value, name)
+    if problem:
+        raise ingest.InvalidUid(problem)
 
 
 def _wildcard_to_like(pattern: str) -> str:
@@ -225,15 +250,19 @@ class StudyStore:
         self.root = Path(root)
         self.files_dir = self.root / "files"
         self.tmp_dir = self.files_dir / ".tmp"
+        self.replaced_dir = self.root / "replaced"
         self.db_path = self.root / "index.sqlite3"
         self.durable = durable
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir):
+            _private_dir(folder)
         self._made_dirs: set[Path] = set()
         self._recent_rows: dict[tuple[str, str], Study | Series] = {}
-        if not (self.files_dir / "ff").is_dir():
+        if not (self.files_dir / "ff").is_dir() or (self.files_dir / "ff").stat().st_mode & 0o077:
             for prefix in range(256):
-                (self.files_dir / f"{prefix:02x}").mkdir(exist_ok=True)
+                _private_dir(self.files_dir / f"{prefix:02x}")
         self._made_dirs.update(self.files_dir / f"{prefix:02x}" for prefix in range(256))
+        # SQLite gives its -wal and -shm files the database file's permissions: create that one private.
+        _private_file(self.db_path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._listeners: list[Callable[[StoreEvent], None]] = []
@@ -241,7 +270,8 @@ class StudyStore:
         self._batch_owner: int | None = None
         self._batch_pending = 0
         self._batch_events: list[StoreEvent] = []
-        self._batch_unlink: list[Path] = []
+        self._batch_retire: list[tuple[Path, str]] = []
+        self._batch_new_files: list[Path] = []
         self._batch_release_cache = False
         self._batch_files: list[Path] = []
         self._sync_lock = threading.Lock()
@@ -250,13 +280,40 @@ class StudyStore:
         # Every process with the store open holds a shared lock on this file for as long as it has it open,
         # so `recover` can tell whether anyone else might be writing temp files right now.
         self._open_lock_fd = _hold_shared_lock(self.root / ".open.lock")
-        if self._open_lock_fd is not None:
-            weakref.finalize(self, os.close, self._open_lock_fd)
+        self._lock_finalizer = (
+            weakref.finalize(self, _close_quietly, self._open_lock_fd) if self._open_lock_fd is not None else None
+        )
         with self._write_lock:
             conn = self._conn()
             conn.executescript(SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            conn.commit()
+            self._migrate(conn)
+        for name in ("index.sqlite3-wal", "index.sqlite3-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(self.root / name, _FILE_MODE)  # made by an older version under the umask
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Bring an older index up to `SCHEMA_VERSION` (one transaction; other processes may be opening too)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
+            for name, decl in _INSTANCE_COLUMNS_2:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE instances ADD COLUMN {name} {decl}")
+            if "unsynced" not in have:
+                # Schema 1 told rows left to the group sync by their source (Storage SCP, C-GET).
+                conn.execute("UPDATE instances SET unsynced = 1 WHERE source LIKE 'scp:%' OR source LIKE 'get:%'")
+            for statement in _REPLACED_TABLE.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+                (str(SCHEMA_VERSION), SCHEMA_VERSION),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # ----------------------------------------------------------------- connections and events
     def _conn(self, *, deferred_sync: bool = False) -> sqlite3.Connection:
@@ -281,6 +338,10 @@ class StudyStore:
             if conn is not None:
                 conn.close()
                 setattr(self._local, name, None)
+        # Closed is closed: another process may now hold the store alone (and recover it).
+        self._open_lock_fd = None
+        if self._lock_finalizer is not None:
+            self._lock_finalizer()  # closes the lock's file once (and never again at garbage collection)
 
     def subscribe(self, listener: Callable[[StoreEvent], None]) -> Callable[[], None]:
         """Call `listener` (from the writing thread) after each change; returns an unsubscribe function."""
@@ -299,39 +360,54 @@ class StudyStore:
         return self._batch_depth > 0 and self._batch_owner == threading.get_ident()
 
     # ----------------------------------------------------------------- adding
-    def add_file(self, path: Path | str, *, source: str = "") -> AddResult:
+    def add_file(self, path: Path | str, *, source: str = "", replace: bool = False) -> AddResult:
         """Copy a DICOM file into the store (the source is never modified or moved)."""
         with open(path, "rb") as src:
-            return self._add_stream(src, source=source or f"file:{Path(path).name}")
+            return self._add_stream(src, source=source or f"file:{Path(path).name}", replace=replace)
 
-    def add_bytes(self, data: bytes, *, source: str = "") -> AddResult:
+    def add_bytes(self, data: bytes, *, source: str = "", replace: bool = False) -> AddResult:
         """Store an encoded DICOM file (preamble + meta, or a bare dataset that gets a meta added)."""
-        return self._add_stream(DicomBytesIO(data), source=source)
+        return self.add_checked(ingest.check_part10(data), data, source=source, replace=replace)
 
-    def add_stream(self, src: BinaryIO, *, source: str = "") -> AddResult:
+    def add_stream(self, src: BinaryIO, *, source: str = "", replace: bool = False) -> AddResult:
         """Store an encoded DICOM file read from an open binary stream (e.g. a ZIP member), without buffering it."""
-        return self._add_stream(src, source=source)
+        return self._add_stream(src, source=source, replace=replace)
 
-    def add_dataset(self, ds: Dataset, *, source: str = "") -> AddResult:
+    def add_dataset(self, ds: Dataset, *, source: str = "", replace: bool = False) -> AddResult:
         """Encode and store a dataset (its `file_meta` must name the transfer syntax it is encoded in)."""
         buffer = DicomBytesIO()
-        _ensure_meta(ds)
+        ingest.ensure_meta(ds)
         dcmwrite(buffer, ds, enforce_file_format=True)
-        return self.add_bytes(buffer.getvalue(), source=source)
+        return self.add_bytes(buffer.getvalue(), source=source, replace=replace)
 
     def add_indexed(self, data: bytes, entry: IndexEntry, *, source: str = "", sync: bool = True) -> AddResult:
-        """Store a whole Part 10 file whose index entry the caller has already read from these bytes.
+        """Store a whole Part 10 file whose index entry the caller has already read from these bytes."""
+        ingest.check_entry(entry)
+        checked = Checked(entry, hashlib.sha256(data).hexdigest(), len(data), entry.instance.transfer_syntax, True)
+        return self.add_checked(checked, data, source=source, sync=sync)
 
-        The Storage SCP's path: its header scan has checked the data set, so nothing is parsed again. With
-        `sync` False the file and row are still written in the safe order, but the fsyncs wait for the
-        group sync (`sync_pending`) instead of delaying the caller.
+    def add_checked(
+        self,
+        checked: Checked,
+        data: bytes | bytearray | memoryview | None = None,
+        *,
+        source: str = "",
+        sync: bool = True,
+        replace: bool = False,
+    ) -> AddResult:
+        """Store an object `viewer.core.ingest` checked: its `chunks`, else `data` (the bytes it checked).
+
+        The Storage SCP's path: nothing is parsed again. With `sync` False the file and row are still
+        written in the safe order, but the fsyncs wait for the group sync (`sync_pending`) instead of
+        delaying the caller; the row is marked `unsynced` until then.
         """
         sync = self._received_sync(sync)
-        self._check_entry(entry)
+        chunks = checked.chunks if checked.chunks is not None else (data,)
+        assert all(chunk is not None for chunk in chunks), "no bytes to store"
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            _write_chunks(tmp, [data], sync=sync)
-            return self._commit(entry, tmp, hashlib.sha256(data).hexdigest(), len(data), source, sync=sync)
+            _write_chunks(tmp, chunks, sync=sync)  # type: ignore[arg-type]
+            return self._commit(checked, tmp, source, sync=sync, replace=replace)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -344,27 +420,17 @@ class StudyStore:
         return IncomingFile(self.tmp_dir / f"{uuid.uuid4().hex}.part")
 
     def add_incoming(
-        self, incoming: IncomingFile, scan: HeaderScan | None, *, source: str = "", sync: bool = True
+        self, incoming: IncomingFile, checked: Checked, *, source: str = "", sync: bool = True, replace: bool = False
     ) -> AddResult:
-        """Store a whole Part 10 file written through `incoming` (see `add_indexed` for `sync`).
-
-        `scan` is the caller's `header_scan.scan_file` of it; without one the file is parsed by pydicom.
-        """
+        """Store a whole Part 10 file written through `incoming` and checked by `ingest.check_received_file`
+        (see `add_checked` for `sync`)."""
         sync = self._received_sync(sync)
         try:
             incoming.close()
-            sha, size = incoming.digest.hexdigest(), incoming.size
-            if scan is not None:
-                if scan.truncation:
-                    raise InvalidObjectError(f"file is incomplete: {scan.truncation}")
-                self._check_entry(scan.entry)
-                entry = scan.entry
-            else:
-                entry, _, sha, size = self._parse_and_normalise(incoming.path, sha, size)
             if sync:
                 with open(incoming.path, "rb+") as fh:
                     os.fsync(fh.fileno())
-            return self._commit(entry, incoming.path, sha, size, source, sync=sync)
+            return self._commit(checked, incoming.path, source, sync=sync, replace=replace)
         finally:
             incoming.discard()
 
@@ -383,6 +449,11 @@ class StudyStore:
         try:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('synced_until', ?)", (repr(mark),))
+        except sqlite3.OperationalError as exc:
+            if not _is_disk_full(exc):
+                raise
+            # The files are synced; only the mark is missing, so recovery checks a few more rows. Safe.
+            log.warning("disk full: could not record the group sync mark")
         finally:
             conn.close()
 
@@ -408,7 +479,7 @@ class StudyStore:
             log.error("group sync of received instances failed: %s", exc)
 
     def prepare_stream(self, src: BinaryIO, *, will_commit_in_batch: bool = False) -> PreparedObject:
-        """First half of an add, safe to run on many threads at once: copy, hash, parse and check.
+        """First half of an add, safe to run on many threads at once: check, copy and hash.
 
         Nothing is visible until `commit_prepared` (or the prepared object is discarded). With
         `will_commit_in_batch` the per-file fsync is left to the batch, which syncs before it commits.
@@ -416,24 +487,27 @@ class StudyStore:
         synced = self.durable and not will_commit_in_batch
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            entry, sha, size = self._write_and_index(src, tmp, sync=synced)
+            checked = self._write_checked(src, tmp, sync=synced)
             # Moving the file into place here, on the preparing thread, keeps the committing thread to the
             # index alone. A file nobody indexes (a crash, a discard) is an orphan `recover` removes.
-            final, existed = self._place(tmp, sha)
+            final, existed = self._place(tmp, checked.sha256)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
-        return PreparedObject(entry, final, sha, size, synced=synced, existed=existed)
+        return PreparedObject(checked.entry, final, checked.sha256, checked.size, synced=synced, existed=existed)
 
-    def commit_prepared(self, prepared: PreparedObject, *, source: str = "") -> AddResult:
-        """Second half of an add: index the prepared file (or find it a duplicate)."""
+    def commit_prepared(self, prepared: PreparedObject, *, source: str = "", replace: bool = False) -> AddResult:
+        """Second half of an add: index the prepared file (or find it a duplicate, or keep the stored copy)."""
         if self.durable and not prepared.synced and not self._in_own_batch():
             with open(prepared.path, "rb+") as fh:
                 os.fsync(fh.fileno())
-        return self._commit(
-            prepared.entry, prepared.path, prepared.sha, prepared.size, source, placed=True, existed=prepared.existed
-        )
+        checked = Checked(prepared.entry, prepared.sha, prepared.size, prepared.entry.instance.transfer_syntax, True)
+        try:
+            return self._commit(checked, prepared.path, source, placed=True, existed=prepared.existed, replace=replace)
+        except Refused:
+            self.discard_prepared(prepared)
+            raise
 
     def discard_prepared(self, prepared: PreparedObject) -> None:
         """Drop a prepared object that will not be committed (cancel, disk full)."""
@@ -447,46 +521,44 @@ class StudyStore:
         existed = final.exists()
         with _full_disk_is_store_full():
             if final.parent not in self._made_dirs:  # a mkdir per file costs more than the insert
-                final.parent.mkdir(parents=True, exist_ok=True)
+                _private_dir(final.parent)
                 self._made_dirs.add(final.parent)
             try:
                 os.replace(tmp, final)
             except FileNotFoundError:  # the folder was removed behind our back: make it again
-                final.parent.mkdir(parents=True, exist_ok=True)
+                _private_dir(final.parent)
                 os.replace(tmp, final)
         return final, existed
 
-    def _add_stream(self, src: BinaryIO, *, source: str) -> AddResult:
+    def _add_stream(self, src: BinaryIO, *, source: str, replace: bool = False) -> AddResult:
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            entry, sha, size = self._write_and_index(src, tmp, sync=None)
-            return self._commit(entry, tmp, sha, size, source)
+            checked = self._write_checked(src, tmp, sync=None)
+            return self._commit(checked, tmp, source, replace=replace)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
-    def _write_and_index(self, src: BinaryIO, tmp: Path, *, sync: bool | None) -> tuple[IndexEntry, str, int]:
-        """Copy `src` to `tmp` and read its index entry; the temp file may be rewritten (see below)."""
+    def _write_checked(self, src: BinaryIO, tmp: Path, *, sync: bool | None) -> Checked:
+        """Check `src` (`viewer.core.ingest`) and write what is to be stored to `tmp`: one read, one hash pass,
+        one write. A small object is checked before anything is written; a large one is copied, then checked
+        from the copy (and refused from its first bytes when those cannot start a DICOM object)."""
         if sync is None:
             sync = self.durable and not self._in_own_batch()
         head = src.read(_SCAN_LIMIT + 1)
         if len(head) <= _SCAN_LIMIT:
-            # Whole in memory: one pass for hash and write, and the header scanner instead of pydicom, which
-            # costs several times more than reading the file. Anything the scanner declines takes the
-            # pydicom path below, from the same bytes.
-            scan = scan_part10(head)
-            if scan is not None:
-                if scan.truncation:
-                    raise InvalidObjectError(f"file is incomplete: {scan.truncation}")
-                self._check_entry(scan.entry)
-                _write_chunks(tmp, [head], sync=sync)
-                return scan.entry, hashlib.sha256(head).hexdigest(), len(head)
-            src = DicomBytesIO(head)
-        else:
-            src = ChainedStream(head, src)
-        sha, size = self._copy_hashing(src, tmp, sync)
-        entry, _, sha, size = self._parse_and_normalise(tmp, sha, size)
-        return entry, sha, size
+            checked = ingest.check_part10(head)
+            _write_chunks(tmp, checked.chunks or (head,), sync=sync)
+            return checked
+        problem = ingest.head_problem(head[:140])
+        if problem:
+            raise (ingest.Unreadable if head[128:132] == b"DICM" else ingest.NotDicom)(problem)
+        sha, size = self._copy_hashing(ChainedStream(head, src), tmp, sync)
+        del head
+        checked = ingest.check_file(tmp, sha256=sha, size=size)
+        if checked.chunks is not None:  # rewritten as Part 10 (no preamble or no meta)
+            _write_chunks(tmp, checked.chunks, sync=sync)
+        return checked
 
     def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool) -> tuple[str, int]:
         digest = hashlib.sha256()
@@ -502,44 +574,6 @@ class StudyStore:
         _write_chunks(tmp, hashed_chunks(), sync=sync)
         return digest.hexdigest(), size
 
-    def _parse_and_normalise(self, tmp: Path, sha: str, size: int) -> tuple[IndexEntry, Path, str, int]:
-        """Read the header from the temp copy; rewrite files that lack the preamble or file meta."""
-        with open(tmp, "rb") as fh:
-            has_preamble = fh.read(132)[128:132] == b"DICM"
-        try:
-            # Large values are deferred (seeked over, not read) so the whole element structure is walked
-            # cheaply; that is what lets a file cut short inside its pixel data be told from a whole one.
-            ds = pydicom.dcmread(tmp, force=not has_preamble, defer_size=_DEFER_BYTES)
-        except InvalidDicomError as exc:
-            raise NotDicomError(f"not a DICOM file ({exc})") from exc
-        except Exception as exc:
-            raise (InvalidObjectError if has_preamble else NotDicomError)(
-                f"unreadable DICOM header: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not has_preamble and len(ds) == 0:
-            raise NotDicomError("not a DICOM file")
-        # In a deflated file the offsets pydicom records are into the inflated stream, not the file.
-        deflated = str(ds.file_meta.get("TransferSyntaxUID", "")) == _DEFLATED
-        truncation = _truncation(ds, tmp, size) if len(ds) and not deflated else ""
-        if truncation and (has_preamble or len(ds) > 3):
-            raise InvalidObjectError(f"file is incomplete: {truncation}")
-        entry = self._index(ds, has_preamble)
-        if has_preamble and "TransferSyntaxUID" in ds.file_meta:
-            return entry, tmp, sha, size
-        # Preamble-less or meta-less files (old CDs, raw dumps) are rewritten as proper Part 10 files.
-        try:
-            full = pydicom.dcmread(tmp, force=True)
-            _ensure_meta(full)
-            normalised = tmp.with_suffix(".norm")
-            dcmwrite(normalised, full, enforce_file_format=True)
-        except Exception as exc:
-            raise InvalidObjectError(f"cannot rewrite as a DICOM file: {type(exc).__name__}: {exc}") from exc
-        tmp.unlink()
-        os.replace(normalised, tmp)
-        with open(tmp, "rb") as fh:
-            sha, size = self._rehash(fh)
-        return self._index(pydicom.dcmread(tmp, stop_before_pixels=True), True), tmp, sha, size
-
     @staticmethod
     def _rehash(fh: BinaryIO) -> tuple[str, int]:
         digest = hashlib.sha256()
@@ -550,28 +584,8 @@ class StudyStore:
         return digest.hexdigest(), size
 
     @staticmethod
-    def _index(ds: Dataset, has_preamble: bool) -> IndexEntry:
-        try:
-            entry = index_entry_from_dataset(ds)
-        except NotIndexable as exc:
-            kind = InvalidObjectError if has_preamble or len(ds) > 3 else NotDicomError
-            raise kind(str(exc)) from exc
-        except Exception as exc:
-            raise InvalidObjectError(f"unreadable attribute: {type(exc).__name__}: {exc}") from exc
-        StudyStore._check_entry(entry)
-        return entry
-
-    @staticmethod
     def _check_entry(entry: IndexEntry) -> None:
-        for name, value in (
-            ("SOP Instance UID", entry.instance.sop_instance_uid),
-            ("SOP Class UID", entry.instance.sop_class_uid),
-            ("Series Instance UID", entry.series.series_uid),
-            ("Study Instance UID", entry.study.study_uid),
-        ):
-            if not value:
-                raise InvalidObjectError(f"missing {name}")
-            check_uid(name, value)
+        ingest.check_entry(entry)
 
     def _final_path(self, sha: str) -> Path:
         # One level of 256 folders, made when the store is opened: creating folders as files arrive cost as
@@ -580,18 +594,19 @@ class StudyStore:
 
     def _commit(
         self,
-        entry: IndexEntry,
+        checked: Checked,
         tmp: Path,
-        sha: str,
-        size: int,
         source: str,
         *,
         sync: bool | None = None,
         placed: bool = False,
         existed: bool = False,
+        replace: bool = False,
     ) -> AddResult:
         """Index one object. Its file is at `tmp`, or with `placed` already at its final name (`existed`:
-        that name was there before)."""
+        that name was there before). `replace`: a different copy under a stored SOP Instance UID replaces
+        the stored one (a correction); without it the stored copy is kept."""
+        entry, sha, size = checked.entry, checked.sha256, checked.size
         inst = entry.instance
         sync = self.durable if sync is None else sync
         deferred = self.durable and not sync and self._batch_depth == 0
@@ -599,40 +614,66 @@ class StudyStore:
         with self._write_lock:
             conn = self._conn(deferred_sync=deferred)
             row = conn.execute(
-                "SELECT sha256, file FROM instances WHERE sop_instance_uid = ?", (inst.sop_instance_uid,)
+                "SELECT sha256, file, size, source FROM instances WHERE sop_instance_uid = ?", (inst.sop_instance_uid,)
             ).fetchone()
-            result = AddResult(
-                AddStatus.ADDED,
-                inst.sop_instance_uid,
-                inst.series_uid,
-                inst.study_uid,
-                inst.sop_class_uid,
-                final,
-            )
+            fields = (inst.sop_instance_uid, inst.series_uid, inst.study_uid, inst.sop_class_uid, final)
             if row is not None and row["sha256"] == sha:
                 if placed and not existed and row["file"] != str(final.relative_to(self.files_dir)):
                     self._unlink_if_unreferenced(final)  # the stored copy lives under an older layout's name
-                return AddResult(AddStatus.DUPLICATE, *list(result.__dict__.values())[1:])
+                return AddResult(AddStatus.DUPLICATE, *fields)
+            if row is not None:
+                # Finding 3: a copy cut at an element boundary looks whole on its own; it never replaces.
+                if ingest.is_cut_copy(self.files_dir / row["file"], final if placed else tmp):
+                    raise ingest.Incomplete("a cut-short copy of the stored instance; the stored copy is kept")
+                if not replace:
+                    # Finding 2: any peer could overwrite a stored instance. The stored copy is the one the
+                    # reading room may already have reported on; it stays, as Orthanc keeps it by default.
+                    log.warning(
+                        "instance %s arrived again with different content from %s; the stored copy is kept",
+                        inst.sop_instance_uid,
+                        source.split(":", 1)[0] or "a caller",
+                    )
+                    if placed and not existed:
+                        self._unlink_if_unreferenced(final)
+                    return AddResult(AddStatus.KEPT, *fields)
+            self._check_patient(conn, entry.study)
             if not placed:
                 final, existed = self._place(tmp, sha)
             elif not final.exists():
                 # Placed before we held the lock, then removed with a study deleted meanwhile that held the
                 # same content: the bytes are gone, so this one object has to be imported again.
                 raise StoreError("the file was removed while it was being imported; import it again")
-            old_file: Path | None = None
+            result = AddResult(AddStatus.ADDED, *fields)
+            retired: tuple[Path, str] | None = None
             if row is not None:
-                old_file = self.files_dir / row["file"]
+                retired = (self.files_dir / row["file"], row["sha256"])
                 log.warning(
-                    "instance %s received again with different content; keeping the newer copy",
+                    "instance %s replaced by a correction; the previous copy is kept under replaced/",
                     inst.sop_instance_uid,
                 )
-                result = AddResult(AddStatus.REPLACED, *list(result.__dict__.values())[1:])
+                result = AddResult(AddStatus.REPLACED, *fields)
             if self._batch_depth == 0:
                 if sync:
                     _fsync_dir(final.parent)
                 conn.execute("BEGIN IMMEDIATE")
             try:
-                self._upsert(conn, entry, final, sha, size, source)
+                self._upsert(conn, entry, final, sha, size, source, deferred)
+                if row is not None:
+                    conn.execute(
+                        """INSERT INTO replaced(sop_instance_uid, study_uid, file, original_file, sha256, size,
+                               source, replaced_by, replaced_at) VALUES (?,?,?,?,?,?,?,?,?)""",
+                        (
+                            inst.sop_instance_uid,
+                            inst.study_uid,
+                            f"replaced/{row['sha256']}",
+                            row["file"],
+                            row["sha256"],
+                            row["size"],
+                            row["source"],
+                            source,
+                            time.time(),
+                        ),
+                    )
                 if self._batch_depth == 0:
                     conn.execute("COMMIT")
             except Exception as exc:
@@ -660,29 +701,77 @@ class StudyStore:
                 self._batch_pending += 1
                 if self._batch_release_cache:
                     self._batch_files.append(final)
+                if not existed:
+                    self._batch_new_files.append(final)
                 self._batch_events.append(event)
-                if old_file is not None and old_file != final:
-                    self._batch_unlink.append(old_file)
+                if retired is not None:
+                    self._batch_retire.append(retired)
                 if self._batch_pending >= 500:
                     self._flush_batch(conn)
                 return result
-        if old_file is not None and old_file != final:
-            self._unlink_if_unreferenced(old_file)
+        if retired is not None:
+            self._retire(*retired)
         self._emit([event])
         return result
 
+    def _check_patient(self, conn: sqlite3.Connection, st: Study) -> None:
+        """Refuse an instance whose patient contradicts its study's stored row (finding 2: a new instance with
+        another patient's name or ID in an existing Study Instance UID relabelled the study). Only asked when
+        the study row is not the one this store just wrote (the common case costs no query)."""
+        if self._recent_rows.get(("study", st.study_uid)) == st or not (st.patient_id or st.patient_name):
+            return
+        row = conn.execute(
+            "SELECT patient_id, patient_name FROM studies WHERE study_uid = ?", (st.study_uid,)
+        ).fetchone()
+        if row is None:
+            return
+        for label, new, old in (("Patient ID", st.patient_id, row[0]), ("Patient's Name", st.patient_name, row[1])):
+            if new and old and _same_person_text(new) != _same_person_text(old):
+                # The message names no value: it reaches logs and the sender's Error Comment.
+                raise PatientConflict(f"{label} differs from the stored study with this Study Instance UID")
+
+    def _retire(self, path: Path, sha: str) -> None:
+        """Move a replaced copy under replaced/ (its row in `replaced` says what it was)."""
+        target = self.replaced_dir / sha
+        rel = str(path.relative_to(self.files_dir))
+        still_used = self._conn().execute("SELECT 1 FROM instances WHERE file = ? LIMIT 1", (rel,)).fetchone()
+        try:
+            if still_used is not None:
+                shutil.copyfile(path, target)
+                os.chmod(target, _FILE_MODE)
+            else:
+                os.replace(path, target)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("could not move a replaced copy under replaced/: %s (recovery will retry)", exc)
+
     def _upsert(
-        self, conn: sqlite3.Connection, entry: IndexEntry, final: Path, sha: str, size: int, source: str
+        self,
+        conn: sqlite3.Connection,
+        entry: IndexEntry,
+        final: Path,
+        sha: str,
+        size: int,
+        source: str,
+        unsynced: bool = False,
     ) -> None:
         try:
-            self._upsert_rows(conn, entry, final, sha, size, source)
+            self._upsert_rows(conn, entry, final, sha, size, source, unsynced)
         except sqlite3.IntegrityError:
             # The study or series row we remembered writing was deleted (by another process): write it again.
             self._recent_rows.clear()
-            self._upsert_rows(conn, entry, final, sha, size, source)
+            self._upsert_rows(conn, entry, final, sha, size, source, unsynced)
 
     def _upsert_rows(
-        self, conn: sqlite3.Connection, entry: IndexEntry, final: Path, sha: str, size: int, source: str
+        self,
+        conn: sqlite3.Connection,
+        entry: IndexEntry,
+        final: Path,
+        sha: str,
+        size: int,
+        source: str,
+        unsynced: bool,
     ) -> None:
         st, se, inst = entry.study, entry.series, entry.instance
         now = time.time()
@@ -694,7 +783,7 @@ class StudyStore:
         if self._recent_rows.get(("series", se.series_uid)) != se:
             self._write_series_row(conn, se)
             self._remember(("series", se.series_uid), se)
-        self._write_instance_row(conn, inst, final, sha, size, source, now)
+        self._write_instance_row(conn, inst, final, sha, size, source, now, unsynced)
 
     def _remember(self, key: tuple[str, str], row: Study | Series) -> None:
         if len(self._recent_rows) >= 256:
@@ -757,12 +846,21 @@ class StudyStore:
         )
 
     def _write_instance_row(
-        self, conn: sqlite3.Connection, inst: Instance, final: Path, sha: str, size: int, source: str, now: float
+        self,
+        conn: sqlite3.Connection,
+        inst: Instance,
+        final: Path,
+        sha: str,
+        size: int,
+        source: str,
+        now: float,
+        unsynced: bool,
     ) -> None:
         conn.execute(
             """INSERT OR REPLACE INTO instances(sop_instance_uid, series_uid, study_uid, sop_class_uid,
-                   instance_number, transfer_syntax, frames, rows, columns, file, size, sha256, source, added_at)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   instance_number, transfer_syntax, frames, rows, columns, file, size, sha256, source, added_at,
+                   unsynced, image_position, image_orientation)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (
                 inst.sop_instance_uid,
                 inst.series_uid,
@@ -778,6 +876,9 @@ class StudyStore:
                 sha,
                 source,
                 now,
+                1 if unsynced else 0,
+                "\\".join(map(repr, inst.image_position)),
+                "\\".join(map(repr, inst.image_orientation)),
             ),
         )
 
@@ -815,19 +916,36 @@ class StudyStore:
             synced = True
         try:
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            # Everything since the last flush is undone (a full disk as SQLite grows its log is the usual
+            # cause): its files go with its rows, and the caller learns that the whole group was lost.
             self._recent_rows.clear()
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            new_files, self._batch_new_files = self._batch_new_files, []
+            for path in new_files:
+                self._unlink_if_unreferenced(path)
+            self._batch_files, self._batch_events, self._batch_retire = [], [], []
+            self._batch_pending = 0
+            if begin_again:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("BEGIN IMMEDIATE")
+            if _is_disk_full(exc):
+                full = StoreFullError("the disk holding the study store is full")
+                full.rolled_back = True
+                raise full from exc
             raise
         files, self._batch_files = self._batch_files, []
         if synced and self._batch_release_cache:
             _release_page_cache(files)
         events, self._batch_events = self._batch_events, []
-        unlink, self._batch_unlink = self._batch_unlink, []
+        retire, self._batch_retire = self._batch_retire, []
+        self._batch_new_files = []
         self._batch_pending = 0
         if begin_again:
             conn.execute("BEGIN IMMEDIATE")
-        for path in unlink:
-            self._unlink_if_unreferenced(path)
+        for path, sha in retire:
+            self._retire(path, sha)
         self._emit(events)
 
     def _unlink_if_unreferenced(self, path: Path) -> None:
@@ -979,6 +1097,8 @@ class StudyStore:
             path=str(self.files_dir / r["file"]),
             size=r["size"],
             sha256=r["sha256"],
+            image_position=_numbers(r["image_position"]),
+            image_orientation=_numbers(r["image_orientation"]),
         )
 
     # ----------------------------------------------------------------- deleting and recovery
@@ -1001,20 +1121,25 @@ class StudyStore:
     def recover(self, *, min_age_s: float = 0.0) -> RecoveryReport:
         """Clean up after a crash: temp files, files no row points at, and rows whose file is gone.
 
-        `min_age_s` spares files younger than that, in case another process is writing right now; when no
-        other process has the store open (after a crash, at start-up) there is nobody to spare and every
-        leftover goes.
+        Runs only while this process holds the store exclusively (finding 1: every CLI call and GUI start
+        recovering while the Storage SCP wrote took files mid-replace for power-cut losses and deleted
+        acknowledged rows, and its temp-file scan raced partial files). Otherwise nothing is looked at and
+        the report says `skipped`: the process that opens the store alone next does it. Processes opening
+        the store meanwhile wait in `StudyStore()` until recovery is done. `min_age_s` is kept for callers;
+        holding the store alone, there is nobody whose files would need sparing.
         """
-        if min_age_s > 0 and self._only_process():
-            min_age_s = 0.0
+        del min_age_s
         report = RecoveryReport()
-        now = time.time()
-        with self._write_lock:
-            for tmp in self.tmp_dir.iterdir():
-                if now - tmp.stat().st_mtime >= min_age_s:
-                    tmp.unlink(missing_ok=True)
+        with self._write_lock, self._exclusively() as alone:
+            if not alone:
+                report.skipped = True
+                return report
+            for tmp in list(self.tmp_dir.iterdir()):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
                     report.removed_temp_files += 1
             conn = self._conn()
+            report.replaced_files_restored = self._finish_retiring(conn)
             referenced = {r[0] for r in conn.execute("SELECT file FROM instances")}
             for sub in self.files_dir.iterdir():
                 if sub == self.tmp_dir or not sub.is_dir():
@@ -1022,8 +1147,7 @@ class StudyStore:
                 for path in sub.rglob("*"):
                     if not path.is_file():
                         continue
-                    rel = str(path.relative_to(self.files_dir))
-                    if rel not in referenced and now - path.stat().st_mtime >= min_age_s:
+                    if str(path.relative_to(self.files_dir)) not in referenced:
                         path.unlink(missing_ok=True)
                         report.removed_orphan_files += 1
             missing = [
@@ -1033,8 +1157,8 @@ class StudyStore:
             ]
             report.rows_without_file = missing
             report.rows_lost_unsynced = self._drop_rows_lost_unsynced(conn, set(missing))
-        if self._has_sync_mark():
-            self.sync_pending(mark_anyway=True)  # what was just checked need not be checked again
+            if self._has_sync_mark():
+                self.sync_pending(mark_anyway=True)  # what was just checked need not be checked again
         if report.removed_orphan_files or report.rows_without_file or report.rows_lost_unsynced:
             log.warning(
                 "store recovery: %d orphan files removed, %d rows without file, %d instances received just before "
@@ -1045,17 +1169,28 @@ class StudyStore:
             )
         return report
 
+    def _finish_retiring(self, conn: sqlite3.Connection) -> int:
+        """Replaced copies whose row committed but whose move under replaced/ did not happen (a crash)."""
+        moved = 0
+        for r in conn.execute("SELECT file, original_file, sha256 FROM replaced"):
+            target = self.root / r["file"]
+            original = self.files_dir / r["original_file"]
+            if not target.exists() and original.is_file():
+                still_used = conn.execute(
+                    "SELECT 1 FROM instances WHERE file = ? LIMIT 1", (r["original_file"],)
+                ).fetchone()
+                if still_used is None:
+                    os.replace(original, target)
+                    moved += 1
+        return moved
+
     def _drop_rows_lost_unsynced(self, conn: sqlite3.Connection, missing: set[str]) -> list[str]:
         """Rows added after the last group sync whose file is not whole: a power cut beat the sync."""
         row = conn.execute("SELECT value FROM meta WHERE key = 'synced_until'").fetchone()
         if row is None:
             return []  # nothing was ever added without its own sync
         lost: list[tuple[str, str]] = []
-        # Only received instances (Storage SCP, C-GET) are added without their own sync (see `add_indexed`).
-        recent = (
-            "SELECT sop_instance_uid, file, size, sha256 FROM instances"
-            " WHERE added_at >= ? AND (source LIKE 'scp:%' OR source LIKE 'get:%')"
-        )
+        recent = "SELECT sop_instance_uid, file, size, sha256 FROM instances WHERE added_at >= ? AND unsynced = 1"
         for r in conn.execute(recent, (float(row[0]),)):
             path = self.files_dir / r["file"]
             if r["sop_instance_uid"] in missing:
@@ -1076,20 +1211,44 @@ class StudyStore:
                 self._unlink_if_unreferenced(self.files_dir / rel)
         return [uid for uid, _ in lost]
 
-    def _only_process(self) -> bool:
-        """True when no other process holds the store's open-lock (always False where locks are unavailable)."""
+    @contextlib.contextmanager
+    def _exclusively(self) -> Iterator[bool]:
+        """Hold the store's open-lock exclusively for the block if no other process has the store open.
+
+        flock(2) converts a shared lock by dropping it first, so two processes testing at once could each see
+        the other's lock gone; `.recover.lock` makes the test one at a time. A process opening the store
+        meanwhile blocks on its shared lock until the block ends. Without OS locks (Windows) this is never
+        true and recovery is left out.
+        """
         fd = self._open_lock_fd
         if fd is None or fcntl is None:
-            return False
-        with self._write_lock:
+            yield False
+            return
+        gate = os.open(self.root / ".recover.lock", os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX)
             fcntl.flock(fd, fcntl.LOCK_UN)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 alone = True
             except OSError:
                 alone = False
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        return alone
+            if not alone:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            try:
+                yield alone
+            finally:
+                if alone:
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+                    fcntl.flock(gate, fcntl.LOCK_UN)
+        finally:
+            os.close(gate)
+
+    def _only_process(self) -> bool:
+        """True when no other process holds the store's open-lock (always False where locks are unavailable)."""
+        with self._write_lock, self._exclusively() as alone:
+            return alone
 
     def integrity_problems(self) -> list[str]:
         """SQLite's own integrity check plus the store's invariants; empty when all is well."""
@@ -1143,60 +1302,43 @@ def _series_from_row(r: sqlite3.Row) -> Series:
     )
 
 
-def _ensure_meta(ds: Dataset) -> None:
-    """Give a dataset read without a file meta (or with a partial one) the meta a Part 10 file needs."""
-    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
-        meta = FileMetaDataset()
-        ds.file_meta = meta
-    if "TransferSyntaxUID" not in meta:
-        implicit = getattr(ds, "is_implicit_VR", None)
-        if implicit is None:
-            implicit = getattr(ds, "original_encoding", (True, True))[0]
-        meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit in (True, None) else ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    from viewer.core.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-
-    meta.setdefault("ImplementationClassUID", IMPLEMENTATION_CLASS_UID)
-    meta.setdefault("ImplementationVersionName", IMPLEMENTATION_VERSION_NAME)
+def _numbers(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split("\\")) if text else ()
+    except ValueError:
+        return ()
 
 
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-_SEQUENCE_DELIMITERS = (b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", b"\xff\xfe\xe0\xdd\x00\x00\x00\x00")
+def _same_person_text(value: str) -> str:
+    """Patient ID / name as compared for a conflict: case, padding and empty trailing components aside."""
+    return value.strip().rstrip("^= ").upper()
 
 
-def _truncation(ds: Dataset, path: Path, file_size: int) -> str:
-    """Why a parsed file looks cut short ('' when it looks whole).
+def _private_dir(path: Path) -> None:
+    """Make (or keep) a folder readable by the user alone, whatever the umask (finding 11)."""
+    path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, _DIR_MODE)
 
-    pydicom reads a cut file quietly: a value cut short is returned short, an element header cut in half
-    ends the dataset, an undefined-length item runs to the end of the file. So the raw elements' offsets
-    are checked against the file's size, and a last undefined-length element against its delimiter.
-    (Warnings are not captured: `warnings.catch_warnings` is not thread-safe, and the store is used from
-    several threads.)
-    """
-    for elem in ds._dict.values():  # raw, possibly deferred elements: never converted here
-        value_tell = getattr(elem, "value_tell", None)
-        length = getattr(elem, "length", _UNDEFINED_LENGTH)
-        if value_tell is not None and length != _UNDEFINED_LENGTH and value_tell + length > file_size:
-            return f"{elem.tag} needs {length} bytes but the file ends {value_tell + length - file_size} early"
-    # Insertion order is file order (max() over tags costs more than the whole check).
-    last = next(reversed(ds._dict.values())) if ds._dict else None
-    last_tell, last_length = getattr(last, "value_tell", None), getattr(last, "length", _UNDEFINED_LENGTH)
-    if last_tell is None:
-        return ""
-    if last_length != _UNDEFINED_LENGTH:
-        if last_tell + last_length < file_size:
-            return f"{file_size - last_tell - last_length} bytes after {last.tag} could not be parsed"
-        return ""
-    # An undefined-length last element (encapsulated pixel data, a sequence) must end with its delimiter.
-    with open(path, "rb") as fh:
-        fh.seek(max(file_size - 8, 0))
-        if fh.read(8) not in _SEQUENCE_DELIMITERS:
-            return f"{last.tag} does not end with its sequence delimiter"
-    return ""
+
+def _private_file(path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, _FILE_MODE))
+    except OSError:
+        return
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, _FILE_MODE)
+
+
+def _open_new(path: Path) -> BinaryIO:
+    """A new file for writing, 0600 whatever the umask (os.open's mode, not open()'s 0666 & ~umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 class IncomingFile:
@@ -1208,7 +1350,7 @@ class IncomingFile:
         self.digest = hashlib.sha256()
         self.size = 0
         with _full_disk_is_store_full():
-            self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115  (closed by close/discard)
+            self._file: BinaryIO | None = _open_new(path)
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None, "already closed"
@@ -1299,7 +1441,7 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview], *, sync: bool) -> None:
     """Write a new file, fsynced when asked; a full disk becomes `StoreFullError`."""
-    with _full_disk_is_store_full(), open(path, "wb") as out:
+    with _full_disk_is_store_full(), _open_new(path) as out:
         for chunk in chunks:
             out.write(chunk)
         if sync:

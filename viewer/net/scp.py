@@ -13,32 +13,19 @@ import ipaddress
 import logging
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from io import BytesIO
-from pathlib import Path
 
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
-from pynetdicom.dsutils import decode
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import PresentationContext
 
-from viewer.core.header_scan import HeaderScan, scan_dataset, scan_file
 from viewer.core.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from viewer.core.ingest import encode_file_meta, part10_header, request_uid_problem
 from viewer.core.settings import LocalNode
-from viewer.core.store import (
-    IncomingFile,
-    InvalidObjectError,
-    NotDicomError,
-    StoreFullError,
-    StudyStore,
-    check_uid,
-)
+from viewer.core.store import IncomingFile, StoreFullError, StudyStore
 from viewer.net.acceptor import (
     Acceptor,
     AcceptorHandlers,
@@ -54,21 +41,38 @@ from viewer.net.contexts import (
     UNCOMPRESSED,
     VERIFICATION,
     choose_transfer_syntax,
-    is_image_storage,
     looks_like_storage,
     storage_sop_classes,
+)
+from viewer.net.receive import (
+    CANNOT_UNDERSTAND,
+    DATASET_MISMATCH,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SUCCESS,
+    WARNING_MISMATCH,
+    StoreOutcome,
+    receive,
 )
 
 log = logging.getLogger(__name__)
 
-SUCCESS = 0x0000
-WARNING_MISMATCH = 0xB007
-OUT_OF_RESOURCES = 0xA700
-DATASET_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
-
-_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+__all__ = [
+    "CANNOT_UNDERSTAND",
+    "DATASET_MISMATCH",
+    "OUT_OF_RESOURCES",
+    "PROCESSING_FAILURE",
+    "SUCCESS",
+    "WARNING_MISMATCH",
+    "ScpEvent",
+    "StorageServer",
+    "StoreOutcome",
+    "encode_file_meta",
+    "open_received_file",
+    "part10_header",
+    "status_dataset",
+    "store_received",
+]
 
 
 @dataclass(frozen=True)
@@ -88,88 +92,8 @@ class ScpEvent:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class StoreOutcome:
-    status: int
-    comment: str = ""
-    sop_instance_uid: str = ""
-    sop_class_uid: str = ""
-    series_uid: str = ""
-    study_uid: str = ""
-    duplicate: bool = False
-
-
-def store_received(
-    store: StudyStore,
-    *,
-    dataset_bytes: bytes | IncomingFile,
-    transfer_syntax: str,
-    affected_sop_class: str,
-    affected_sop_instance: str,
-    source: str,
-    source_ae: str = "",
-    max_bytes: int | None = None,
-    sync: bool = True,
-) -> StoreOutcome:
-    """Check and store one received data set; returns the C-STORE status to answer with.
-
-    Shared by the Storage SCP and the C-GET SCU (which receives instances the same way). The data set comes
-    as bytes, or (a large object) as a whole Part 10 file already written through `open_received_file`. With
-    `sync` False the instance is written and indexed atomically but left to the store's group sync (see
-    `StudyStore.add_indexed`).
-    """
-    incoming = dataset_bytes if isinstance(dataset_bytes, IncomingFile) else None
-    try:
-        if incoming is not None:
-            incoming.close()
-            scan = scan_file(incoming.path)
-            identified = _identify_scan(scan) if scan is not None else _identify_file(incoming.path)
-        else:
-            assert isinstance(dataset_bytes, bytes)
-            if max_bytes is not None and len(dataset_bytes) > max_bytes:
-                return StoreOutcome(OUT_OF_RESOURCES, "object larger than this workstation accepts")
-            scan = scan_dataset(dataset_bytes, offset=0, transfer_syntax=transfer_syntax)
-            identified = _identify_scan(scan) if scan is not None else _identify_bytes(dataset_bytes, transfer_syntax)
-        if isinstance(identified, StoreOutcome):
-            return identified
-        sop_class, sop_instance, has_pixels = identified
-        refusal = _check_uids(sop_class, sop_instance, affected_sop_class, affected_sop_instance)
-        if refusal is not None:
-            return refusal
-        try:
-            if incoming is not None:
-                result = store.add_incoming(incoming, scan, source=source, sync=sync)
-            else:
-                assert isinstance(dataset_bytes, bytes)
-                file_bytes = part10_header(sop_class, sop_instance, transfer_syntax, source_ae) + dataset_bytes
-                if scan is not None:
-                    result = store.add_indexed(file_bytes, scan.entry, source=source, sync=sync)
-                else:
-                    result = store.add_bytes(file_bytes, source=source)
-        except StoreFullError as exc:
-            return StoreOutcome(OUT_OF_RESOURCES, str(exc)[:64])
-        except (InvalidObjectError, NotDicomError) as exc:
-            return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
-        except OSError as exc:
-            log.error("could not store a received instance: %s", exc)
-            return StoreOutcome(PROCESSING_FAILURE, f"storage error: {exc.strerror or exc}"[:64])
-    finally:
-        if incoming is not None:
-            incoming.discard()
-    status = SUCCESS
-    comment = ""
-    if not has_pixels and is_image_storage(sop_class):
-        # Level 2 storage keeps the object as sent, but the sender should know it is not a usable image.
-        status, comment = WARNING_MISMATCH, "image object without pixel data"
-    return StoreOutcome(
-        status,
-        comment,
-        result.sop_instance_uid,
-        result.sop_class_uid,
-        result.series_uid,
-        result.study_uid,
-        result.status.value == "duplicate",
-    )
+# The shared receive path (`viewer.net.receive`), under the name the C-GET SCU and tests know.
+store_received = receive
 
 
 def open_received_file(
@@ -178,7 +102,7 @@ def open_received_file(
     """A temp file in the store, started with the preamble and the file meta the request's UIDs give, for a
     data set too large to hold in memory (`store_received` checks the data set's UIDs against them).
     None when the request's UIDs cannot make a file meta."""
-    if _check_uids(sop_class, sop_instance, "", "") is not None:
+    if request_uid_problem(sop_class, sop_instance):
         return None
     incoming = store.incoming()
     try:
@@ -187,116 +111,6 @@ def open_received_file(
         incoming.discard()
         raise
     return incoming
-
-
-_Identified = tuple[str, str, bool]  # SOP Class UID, SOP Instance UID, has pixel data
-
-
-def _identify_scan(scan: HeaderScan) -> _Identified | StoreOutcome:
-    if scan.truncation:
-        return StoreOutcome(CANNOT_UNDERSTAND, f"data set is incomplete: {scan.truncation}"[:64])
-    return scan.entry.instance.sop_class_uid, scan.entry.instance.sop_instance_uid, scan.has_pixel_data
-
-
-def _identify_bytes(dataset_bytes: bytes, transfer_syntax: str) -> _Identified | StoreOutcome:
-    return _identify_decoded(_decode(dataset_bytes, transfer_syntax))
-
-
-def _identify_file(path: Path) -> _Identified | StoreOutcome:
-    try:
-        decoded: Dataset | None = pydicom.dcmread(path, defer_size=4096)
-    except Exception as exc:
-        log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
-        decoded = None
-    return _identify_decoded(decoded)
-
-
-def _identify_decoded(decoded: Dataset | None) -> _Identified | StoreOutcome:
-    if decoded is None:
-        return StoreOutcome(CANNOT_UNDERSTAND, "data set cannot be decoded")
-    try:
-        sop_class = str(decoded.get("SOPClassUID", "") or "").strip()
-        sop_instance = str(decoded.get("SOPInstanceUID", "") or "").strip()
-    except Exception as exc:  # a hostile or corrupt element value
-        return StoreOutcome(CANNOT_UNDERSTAND, f"unreadable UID: {type(exc).__name__}"[:64])
-    return sop_class, sop_instance, any(tag in decoded for tag in _PIXEL_TAGS)
-
-
-def _check_uids(sop_class: str, sop_instance: str, affected_class: str, affected_instance: str) -> StoreOutcome | None:
-    if not sop_class or not sop_instance:
-        return StoreOutcome(CANNOT_UNDERSTAND, "missing SOP Class or SOP Instance UID")
-    try:
-        check_uid("SOP Class UID", sop_class)
-        check_uid("SOP Instance UID", sop_instance)
-    except InvalidObjectError as exc:
-        return StoreOutcome(CANNOT_UNDERSTAND, str(exc)[:64])
-    if affected_class and sop_class != affected_class:
-        return StoreOutcome(DATASET_MISMATCH, "SOP Class UID differs from the request")
-    if affected_instance and sop_instance != affected_instance:
-        return StoreOutcome(CANNOT_UNDERSTAND, "SOP Instance UID differs from the request")
-    return None
-
-
-def _decode(dataset_bytes: bytes, transfer_syntax: str) -> Dataset | None:
-    """Full pydicom decode, for what the header scanner declines (big endian, deflated, odd encodings)."""
-    syntax = UID(transfer_syntax)
-    try:
-        ds = decode(
-            BytesIO(dataset_bytes),
-            syntax.is_implicit_VR if syntax.is_transfer_syntax else True,
-            syntax.is_little_endian if syntax.is_transfer_syntax else True,
-            syntax.is_deflated if syntax.is_transfer_syntax else False,
-        )
-        # Touch the UIDs now so a malformed header fails here, not inside the store.
-        ds.get("SOPClassUID")
-        ds.get("SOPInstanceUID")
-        return ds
-    except Exception as exc:
-        log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
-        return None
-
-
-def _meta_element(group_element: int, vr: bytes, value: bytes) -> bytes:
-    tag = struct.pack("<HH", group_element >> 16, group_element & 0xFFFF)
-    if vr == b"OB":
-        return tag + vr + b"\x00\x00" + struct.pack("<I", len(value)) + value
-    return tag + vr + struct.pack("<H", len(value)) + value
-
-
-def _uid_bytes(uid: str) -> bytes:
-    raw = uid.encode("ascii")
-    return raw + b"\x00" if len(raw) % 2 else raw
-
-
-def _text_bytes(text: str) -> bytes:
-    raw = text.encode("latin-1", "replace")
-    return raw + b" " if len(raw) % 2 else raw
-
-
-def part10_header(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "") -> bytes:
-    """Preamble, DICM prefix and file meta: what goes before a received data set in its stored file."""
-    return b"\x00" * 128 + b"DICM" + encode_file_meta(sop_class, sop_instance, transfer_syntax, source_ae)
-
-
-def encode_file_meta(sop_class: str, sop_instance: str, transfer_syntax: str, source_ae: str = "") -> bytes:
-    """The Part 10 file meta group (explicit VR little endian) for a received data set.
-
-    Encoded directly rather than through pydicom's writer, which costs about as much as the rest of a
-    small instance's bookkeeping; the bytes are the same (a test compares them). The UIDs were checked by
-    the caller.
-    """
-    body = b"".join(
-        (
-            _meta_element(0x00020001, b"OB", b"\x00\x01"),
-            _meta_element(0x00020002, b"UI", _uid_bytes(sop_class)),
-            _meta_element(0x00020003, b"UI", _uid_bytes(sop_instance)),
-            _meta_element(0x00020010, b"UI", _uid_bytes(transfer_syntax)),
-            _meta_element(0x00020012, b"UI", _uid_bytes(IMPLEMENTATION_CLASS_UID)),
-            _meta_element(0x00020013, b"SH", _text_bytes(IMPLEMENTATION_VERSION_NAME)),
-            _meta_element(0x00020016, b"AE", _text_bytes(source_ae[:16])) if source_ae else b"",
-        )
-    )
-    return _meta_element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
 
 
 def status_dataset(status: int, comment: str = "") -> Dataset:
@@ -539,6 +353,10 @@ class StorageServer(AcceptorHandlers):
             self.failed += 1
         self._emit(ScpEvent("refused", info.calling_ae, info.address, status, message=comment))
 
+    def corrections_allowed(self, calling_ae: str) -> bool:
+        """Whether this peer's copy of a stored instance replaces it (LocalNode.accept_corrections_from)."""
+        return calling_ae.strip() in {a.strip() for a in self.local.accept_corrections_from if a.strip()}
+
     def too_large(self, info: AssociationInfo, size: int) -> bool:
         limit = self.local.max_object_bytes
         if not limit or size <= limit:
@@ -571,6 +389,7 @@ class StorageServer(AcceptorHandlers):
                 source_ae=info.calling_ae,
                 max_bytes=self.local.max_object_bytes or None,
                 sync=self.local.sync_each_instance,
+                replace=self.corrections_allowed(info.calling_ae),
             )
         except Exception as exc:  # never let a bug turn into a silent "success"
             log.exception("C-STORE handler failed")

@@ -712,6 +712,7 @@ def get(
             source_ae=node.ae_title,
             max_bytes=local.max_object_bytes or None,
             sync=local.sync_each_instance,  # as for pushed instances: grouped, and synced before we return
+            replace=node.ae_title.strip() in {a.strip() for a in local.accept_corrections_from if a.strip()},
         )
         if outcome.status in (0x0000, 0xB007):
             with lock:
