@@ -12,6 +12,7 @@ API:
     configure(verbose)     start-up logging for a process entry (CLI, GUI): basicConfig plus install()
     redact(text)           the text with quoted literals ('…', "…", b'…') replaced
     safe_name(name)        a file name (str or bytes) as one printable line, for reports
+    one_line(text)         any text (a reason, a note) with control characters escaped
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def safe_name(name: str | bytes | os.PathLike[str]) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Text for one line of a report: control characters escaped (already escaped names are left as they are)."""
+    if _LINE_BREAKING.search(text) is None and not _has_surrogates(text):
+        return text
+    return "".join(
+        f"\\x{ord(ch) - 0xDC00:02x}"
+        if 0xDC80 <= ord(ch) <= 0xDCFF
+        else ch.encode("unicode_escape").decode("ascii")
+        if _LINE_BREAKING.match(ch) or 0xD800 <= ord(ch) <= 0xDFFF
+        else ch
+        for ch in text
+    )
 
 
 def _has_surrogates(text: str) -> bool:
