@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from viewer import APP_NAME, __version__
 from viewer.commands import COMMANDS
+from viewer.core import logs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = []
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Patient values quoted by pydicom's warnings are redacted before any handler sees them.
+    logs.configure(verbose=args.verbose)
     if getattr(args, "run", None) is not None:
         return int(args.run(args))
     from viewer.ui.app import run_gui

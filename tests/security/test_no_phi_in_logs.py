@@ -94,3 +94,112 @@ def test_scp_receive_logs_no_patient_data(tmp_path: Path, caplog: pytest.LogCapt
     assert PATIENT_NAME.split("^")[0] in {s.patient_name.split("^")[0] for s in store.studies()}
     _assert_no_phi(caplog)
     store.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _quoting_file(path: Path) -> Path:
+    """An instance whose SOP Instance UID length is corrupted so that its value runs on over the patient's
+    name, ID and birth date. Its character set (ISO_IR 144) makes the fast header scan hand the values to
+    pydicom to convert, which warns with the whole over-long value quoted, as it does on import stderr and
+    in the SCP's log. (storescu re-encodes what it sends but keeps that value, less its spaces.)"""
+    from tests.reliability.corpus import encode
+
+    ds = tiny_instance(1, study_uid="2.25.9101", series_uid="2.25.9102")
+    ds.SpecificCharacterSet = "ISO_IR 144"
+    data = bytearray(encode(ds))
+    at = data.find(b"\x08\x00\x18\x00UI")
+    end = data.find(b"19700101") + len("19700101")
+    assert at > 0 and end > at
+    data[at + 6 : at + 8] = (end - (at + 8)).to_bytes(2, "little")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _pydicom_quotes_phi(path: Path) -> bool:
+    """pydicom itself (no redaction) quotes the patient name when reading the crafted file: else the test
+    below would pass for the wrong reason."""
+    import warnings
+
+    import pydicom
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(path)
+        _ = ds.SOPInstanceUID
+    return any("Fuzzmann" in str(w.message) for w in caught)
+
+
+def _assert_no_phi_in(text: str, what: str) -> None:
+    for value in PHI:
+        assert value not in text, f"patient data {value!r} reached {what}"
+
+
+def test_cli_import_stderr_has_no_patient_data_from_pydicom_warnings(tmp_path: Path) -> None:
+    import sys
+
+    crafted = _quoting_file(tmp_path / "incoming" / "quoting.dcm")
+    assert _pydicom_quotes_phi(crafted)
+    result = subprocess.run(
+        [sys.executable, "-m", "viewer", "--home", str(tmp_path / "home"), "-v", "import", str(crafted.parent)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Invalid value for VR UI" in result.stderr, result.stderr  # the warning is kept, its value is not
+    _assert_no_phi_in(result.stderr, "import stderr")
+    _assert_no_phi_in(result.stdout, "the import report")
+
+
+# The SCP as the app runs it (logging configured at start-up, as `lightbox` does before the GUI starts its
+# SCP), and bare (the reliability tests' SCP process: no logging set up, Python prints warnings itself).
+_SCP_ENTRIES = {
+    "configured": "import sys, runpy; from viewer.core import logs; logs.configure(); "
+    "sys.argv[0] = 'scp_process'; runpy.run_module('tests.reliability.scp_process', run_name='__main__')",
+    "bare": "import sys, runpy; sys.argv[0] = 'scp_process'; "
+    "runpy.run_module('tests.reliability.scp_process', run_name='__main__')",
+}
+
+
+@pytest.mark.network
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("entry", sorted(_SCP_ENTRIES))
+def test_scp_process_log_has_no_patient_data_from_pydicom_warnings(tmp_path: Path, entry: str) -> None:
+    import os
+    import signal
+    import sys
+
+    pytest.importorskip("viewer.net.scp")
+    storescu = require_tool("storescu")
+    crafted = _quoting_file(tmp_path / "outgoing" / "quoting.dcm")
+    assert _pydicom_quotes_phi(crafted)
+    port = free_port()
+    log_path = tmp_path / "scp.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SCP_ENTRIES[entry], str(tmp_path / "home"), str(port)],
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, timeout=30)
+            # An unauthenticated sender: any calling AE, no TLS.
+            sent = subprocess.run(
+                [storescu, "-v", "-aec", "LIGHTBOX", "127.0.0.1", str(port), str(crafted)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+    assert "Received Store Response" in sent.stdout + sent.stderr  # the SCP read the object and answered
+    text = log_path.read_text(errors="replace")
+    if entry == "configured":
+        assert "Invalid value for VR UI" in text, text  # pydicom did read and warn; the warning is kept
+    _assert_no_phi_in(text, "the SCP log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from viewer.core import logs
 from viewer.core.paths import data_dir, ensure_data_dir
 from viewer.core.settings import Settings
 from viewer.core.store import StudyStore
@@ -26,6 +27,8 @@ class AppContext:
     @classmethod
     def open(cls, home: Path | None = None, *, recover: bool = True) -> AppContext:
         """Open (creating on first run) the data folder, its settings and its store."""
+        # Every Lightbox process opens its context; from here on pydicom's warnings carry no patient values.
+        logs.install()
         folder = ensure_data_dir(home or data_dir())
         settings_path = folder / "settings.json"
         settings = Settings.load(settings_path)

@@ -12,6 +12,9 @@ import functools
 import io
 import logging
 import os
+import shutil
+import stat
+import tempfile
 import time
 import zipfile
 from collections import deque
@@ -24,6 +27,8 @@ from typing import BinaryIO
 import pydicom
 
 from viewer.core.dicomdir import TreeIndex, is_dicomdir_name, read_dicomdir
+from viewer.core.logs import one_line, safe_name
+from viewer.core.settings import LocalNode
 from viewer.core.store import (
     AddStatus,
     ChainedStream,
@@ -44,6 +49,12 @@ PROGRESS_INTERVAL_S = 0.1
 # Threads preparing items (copy, hash, parse) ahead of the committing thread.
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 MAX_ARCHIVE_DEPTH = 3
+DEFAULT_MAX_OBJECT_BYTES = LocalNode().max_object_bytes
+MAX_ARCHIVE_BYTES = 64 * 1024**3
+MAX_RATIO = 1100
+_RATIO_FLOOR = 1024 * 1024  # small members may compress absurdly well (a blank header page) and cost nothing
+_COPY_CHUNK = 1024 * 1024
+_META_PROBE = 138  # preamble, "DICM", and the first file meta element's tag and VR
 ZIP_MAGIC = b"PK\x03\x04"
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 # First groups a bare dataset can start with: file meta (0002) or identifying attributes (0008), either byte order.
@@ -52,8 +63,22 @@ _FIRST_GROUPS = {0x0002, 0x0008, 0x0200, 0x0800}
 
 @dataclass(frozen=True)
 class FileProblem:
-    source: str
+    source: str  # as shown to the user: escaped by `safe_name`, one line
     reason: str
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """What one import may cost, whatever the input (a hostile archive, a sparse file, a FIFO)."""
+
+    # The largest object taken in, as for the Storage SCP (`LocalNode.max_object_bytes`).
+    max_object_bytes: int = DEFAULT_MAX_OBJECT_BYTES
+    # ZIP archives inside ZIP archives: how deep to look (the input archive is depth 1).
+    max_archive_depth: int = MAX_ARCHIVE_DEPTH
+    # Declared inflated bytes of one archive, everything nested in it included.
+    max_archive_bytes: int = MAX_ARCHIVE_BYTES
+    # Deflate cannot exceed ~1032:1 (RFC 1951 block limits); beyond that a member is a bomb, not an image.
+    max_ratio: int = MAX_RATIO
 
 
 @dataclass
@@ -68,6 +93,9 @@ class ImportReport:
     skipped: list[FileProblem] = field(default_factory=list)  # not DICOM, or DICOM that is not an instance
     failed: list[FileProblem] = field(default_factory=list)  # DICOM we could not store, unreadable files
     missing: list[FileProblem] = field(default_factory=list)  # DICOMDIR records whose file is not there
+    # Files a damaged DICOMDIR does not account for (found, and imported, by scanning its folder).
+    unlisted: list[FileProblem] = field(default_factory=list)
+    damaged_dicomdirs: int = 0
     notes: list[str] = field(default_factory=list)
     study_uids: set[str] = field(default_factory=set)
     total: int = 0
@@ -95,22 +123,29 @@ class ImportReport:
         ]
         if self.missing:
             parts.append(f"{len(self.missing)} missing from the DICOMDIR's folder")
+        if self.damaged_dicomdirs:
+            parts.append(f"{self.damaged_dicomdirs} damaged DICOMDIR (folder scanned instead)")
         text = ", ".join(parts) + f" ({self.done} of {self.total} files in {self.elapsed_s:.1f} s)"
         return ("Cancelled: " if self.cancelled else "") + text
 
     def details(self) -> str:
-        """The full report as text: summary, then every skipped, failed and missing file with its reason."""
-        lines = [self.summary(), *self.notes]
-        for title, problems in (
+        """The full report as text: summary, then every skipped, failed and missing file with its reason.
+
+        One line per problem whatever the names hold: a file called "x\\nFailed:" must not forge a line.
+        """
+        lines = [self.summary(), *(one_line(n) for n in self.notes)]
+        sections = (
             ("Failed", self.failed),
             ("Missing", self.missing),
+            ("Not in the damaged DICOMDIR (imported from the folder scan)", self.unlisted),
             ("Replaced", self.replaced_items),
             ("Stored copy kept", self.kept),
             ("Skipped", self.skipped),
-        ):
+        )
+        for title, problems in sections:
             if problems:
                 lines.append(f"{title}:")
-                lines.extend(f"  {p.source}: {p.reason}" for p in problems)
+                lines.extend(f"  {one_line(p.source)}: {one_line(p.reason)}" for p in problems)
         return "\n".join(lines)
 
 
@@ -118,39 +153,56 @@ class ImportReport:
 class ImportItem:
     """One thing to import: a file on disk, or a member of an (possibly nested) archive."""
 
-    source: str  # what the user sees in the report
+    source: str  # what the user sees in the report (escaped, one line)
     open: Callable[[], BinaryIO]
     dicomdir_listed: bool = False
 
 
 class ImportPlan:
-    """Everything discovered under the inputs; holds archives open until `close`."""
+    """Everything discovered under the inputs; holds archives (and spooled nested ones) open until `close`."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: ImportLimits | None = None) -> None:
+        self.limits = limits or ImportLimits()
         self.items: list[ImportItem] = []
         self.skipped: list[FileProblem] = []
         self.failed: list[FileProblem] = []
         self.missing: list[FileProblem] = []
+        self.unlisted: list[FileProblem] = []
+        self.damaged_dicomdirs = 0
         self.notes: list[str] = []
         self._archives: list[zipfile.ZipFile] = []
+        self._spools: list[BinaryIO] = []
 
     def close(self) -> None:
         for archive in self._archives:
             archive.close()
         self._archives.clear()
+        for spool in self._spools:
+            spool.close()  # an unnamed temp file: closing it frees the disk space
+        self._spools.clear()
 
 
-def discover(paths: Iterable[Path | str], cancel: CancelToken | None = None) -> ImportPlan:
-    """List the files (and archive members) to import under `paths`; reads only DICOMDIRs and archive indexes."""
-    plan = ImportPlan()
+def discover(
+    paths: Iterable[Path | str], cancel: CancelToken | None = None, limits: ImportLimits | None = None
+) -> ImportPlan:
+    """List the files (and archive members) to import under `paths`; reads only DICOMDIRs, archive indexes
+    and each file's first bytes. Regular files only: a FIFO, device or socket is never opened."""
+    plan = ImportPlan(limits)
     for raw in paths:
         path = Path(raw)
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if not path.exists():
-            plan.failed.append(FileProblem(str(path), "no such file or folder"))
-        elif path.is_dir():
+        try:
+            # The user named this path: a link here is followed (it is the import's root, not inside one).
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            reason = "no such file or folder" if isinstance(exc, FileNotFoundError) else _os_reason(exc)
+            plan.failed.append(FileProblem(safe_name(path), reason))
+            continue
+        if stat.S_ISDIR(mode):
             _discover_folder(plan, path, cancel)
+        elif not stat.S_ISREG(mode):
+            plan.skipped.append(FileProblem(safe_name(path), _not_regular(mode)))
         elif is_dicomdir_name(path.name):
             _discover_folder(plan, path.parent, cancel)
         else:
@@ -158,38 +210,130 @@ def discover(paths: Iterable[Path | str], cancel: CancelToken | None = None) -> 
     return plan
 
 
-def _discover_folder(plan: ImportPlan, root: Path, cancel: CancelToken | None) -> None:
+def _walk(plan: ImportPlan, root: Path, cancel: CancelToken | None) -> list[Path]:
+    """The regular files under `root`, depth first in name order, without leaving `root`.
+
+    The file type comes with each `os.scandir` entry (d_type), so this costs no stat per file. A link is
+    followed only when its target resolves inside `root`, for files and folders alike: a link to a folder
+    inside is not descended (its files are found under their own path), one to anything outside is
+    reported and not followed, so an import never reads what the user did not hand it.
+    """
+    real_root = os.path.realpath(root)
     files: list[Path] = []
-    for folder, dirs, names in os.walk(
-        root, onerror=lambda e: plan.failed.append(FileProblem(str(e.filename), str(e)))
-    ):
+    stack = [root]
+    while stack:
+        folder = stack.pop()
         if cancel is not None:
             cancel.raise_if_cancelled()
-        dirs.sort()
-        files.extend(Path(folder) / name for name in sorted(names))
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            plan.failed.append(FileProblem(safe_name(folder), f"cannot read folder: {_os_reason(exc)}"))
+            continue
+        subfolders: list[Path] = []
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    _link(plan, path, real_root, files)
+                elif entry.is_dir(follow_symlinks=False):
+                    subfolders.append(path)
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(path)
+                else:
+                    plan.skipped.append(
+                        FileProblem(safe_name(path), _not_regular(entry.stat(follow_symlinks=False).st_mode))
+                    )
+            except OSError as exc:
+                plan.failed.append(FileProblem(safe_name(path), f"cannot read: {_os_reason(exc)}"))
+        stack.extend(reversed(subfolders))
+    return files
+
+
+def _link(plan: ImportPlan, path: Path, real_root: str, files: list[Path]) -> None:
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
+        plan.skipped.append(FileProblem(safe_name(path), "symbolic link to outside the imported folder: not followed"))
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        plan.skipped.append(FileProblem(safe_name(path), "broken symbolic link"))
+        return
+    if stat.S_ISREG(mode):
+        files.append(path)
+    elif stat.S_ISDIR(mode):
+        plan.skipped.append(
+            FileProblem(safe_name(path), "symbolic link to a folder inside the import: its files are read there")
+        )
+    else:
+        plan.skipped.append(FileProblem(safe_name(path), _not_regular(mode)))
+
+
+def _not_regular(mode: int) -> str:
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a file or folder"
+    )
+    return f"not a regular file ({kind}): not opened"
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _discover_folder(plan: ImportPlan, root: Path, cancel: CancelToken | None) -> None:
+    files = _walk(plan, root, cancel)
     dicomdirs = [f for f in files if is_dicomdir_name(f.name)]
     listed: set[Path] = set()
+    damaged: list[tuple[Path, set[Path]]] = []  # a damaged DICOMDIR and the files under its folder
     if dicomdirs:
         index = TreeIndex(root, files)
         for dicomdir in dicomdirs:
-            sub_index = index if dicomdir.parent == root else TreeIndex(dicomdir.parent, _under(files, dicomdir.parent))
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            under = files if dicomdir.parent == root else list(_under(files, dicomdir.parent))
+            sub_index = index if dicomdir.parent == root else TreeIndex(dicomdir.parent, under)
             contents = read_dicomdir(dicomdir, sub_index)
-            plan.skipped.append(FileProblem(str(dicomdir), "media directory (DICOMDIR): read for its references"))
+            name = safe_name(dicomdir)
+            plan.skipped.append(FileProblem(name, "media directory (DICOMDIR): read for its references"))
             if contents.error:
-                plan.notes.append(f"{dicomdir}: unreadable DICOMDIR ({contents.error}); scanned its folder instead")
+                plan.notes.append(f"{name}: unreadable DICOMDIR ({contents.error}); scanned its folder instead")
                 continue
             listed.update(contents.referenced)
             plan.missing.extend(
-                FileProblem(f"{dicomdir.parent / file_id}", "listed in the DICOMDIR but not found")
+                FileProblem(safe_name(dicomdir.parent / file_id), "listed in the DICOMDIR but not found")
                 for file_id in contents.missing
             )
             plan.notes.append(
-                f"{dicomdir}: {contents.record_count} records, {len(contents.referenced)} files referenced, "
+                f"{name}: {contents.record_count} records, {len(contents.referenced)} files referenced, "
                 f"{len(contents.missing)} missing"
             )
+            if contents.damage:
+                plan.damaged_dicomdirs += 1
+                plan.notes.append(
+                    f"{name}: damaged DICOMDIR ({'; '.join(contents.damage)}); "
+                    "what it lists is incomplete, so its whole folder was scanned"
+                )
+                damaged.append((dicomdir, set(under)))
+    for dicomdir, under in damaged:
+        # What the readable part does not account for: imported anyway, listed so the user can compare.
+        plan.unlisted.extend(
+            FileProblem(safe_name(f), f"not referenced by {safe_name(dicomdir.name)}")
+            for f in files
+            if f in under and f not in listed and not is_dicomdir_name(f.name)
+        )
     # Referenced files first (the CD as its author meant it), then everything else the DICOMDIR left out.
     ordered = [f for f in files if f in listed] + [f for f in files if f not in listed and not is_dicomdir_name(f.name)]
-    for path in ordered:
+    for done, path in enumerate(ordered):
+        if cancel is not None and done % 256 == 0:
+            cancel.raise_if_cancelled()
         _discover_file(plan, path, dicomdir_listed=path in listed)
 
 
@@ -199,45 +343,166 @@ def _under(files: list[Path], folder: Path) -> Iterator[Path]:
             yield f
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """Open for reading without ever blocking: O_NONBLOCK makes a FIFO swapped in since discovery open at
+    once (and read as empty) instead of waiting for a writer; on a regular file it changes nothing."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    return os.fdopen(fd, "rb")
+
+
 def _discover_file(plan: ImportPlan, path: Path, *, dicomdir_listed: bool = False) -> None:
+    source = safe_name(path)
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
+        with _open_regular(path) as fh:
+            head = fh.read(132) or b""
     except OSError as exc:
-        plan.failed.append(FileProblem(str(path), f"cannot read: {exc.strerror or exc}"))
+        plan.failed.append(FileProblem(source, f"cannot read: {_os_reason(exc)}"))
         return
     if head.startswith(ZIP_MAGIC) and not _looks_like_dicom(head):
         try:
             archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as exc:
-            plan.failed.append(FileProblem(str(path), f"damaged ZIP archive: {exc}"))
+            plan.failed.append(FileProblem(source, f"damaged ZIP archive: {exc}"))
             return
         plan._archives.append(archive)
-        _discover_archive(plan, archive, str(path), depth=1)
+        _discover_archive(plan, archive, source, depth=1, budget=[plan.limits.max_archive_bytes])
         return
-    plan.items.append(ImportItem(str(path), functools.partial(open, path, "rb"), dicomdir_listed))
+    limit = plan.limits.max_object_bytes
+    plan.items.append(ImportItem(source, functools.partial(_checked_open, _open_regular, path, limit), dicomdir_listed))
 
 
-def _discover_archive(plan: ImportPlan, archive: zipfile.ZipFile, label: str, depth: int) -> None:
+def _discover_archive(plan: ImportPlan, archive: zipfile.ZipFile, label: str, depth: int, budget: list[int]) -> None:
+    """List an archive's members; `budget` is the declared inflated bytes the whole input archive has left."""
+    limits = plan.limits
     for info in archive.infolist():
         if info.is_dir():
             continue
-        source = f"{label}!{info.filename}"
+        source = f"{label}!{safe_name(info.filename)}"
         if is_dicomdir_name(Path(info.filename).name):
             # Inside an archive every member is looked at anyway; the DICOMDIR adds nothing to find.
             plan.skipped.append(FileProblem(source, "media directory (DICOMDIR) inside an archive"))
             continue
-        if info.filename.lower().endswith(".zip") and depth < MAX_ARCHIVE_DEPTH:
-            try:
-                with archive.open(info) as member:
-                    nested = zipfile.ZipFile(io.BytesIO(member.read()))
-            except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-                plan.failed.append(FileProblem(source, f"damaged ZIP archive: {exc}"))
-                continue
-            plan._archives.append(nested)
-            _discover_archive(plan, nested, source, depth + 1)
+        # The declared size bounds what is inflated: zipfile stops at it and checks the CRC, so a member that
+        # lies is cut short and fails instead of growing. Refuse what would cost too much before any byte.
+        refusal = _archive_refusal(info, limits, budget[0])
+        if refusal:
+            plan.failed.append(FileProblem(source, refusal))
             continue
-        plan.items.append(ImportItem(source, lambda a=archive, i=info: a.open(i)))  # type: ignore[misc]
+        budget[0] -= info.file_size
+        nested = info.filename.lower().endswith(".zip")
+        if nested and depth >= limits.max_archive_depth:
+            plan.failed.append(
+                FileProblem(source, f"ZIP archive nested more than {limits.max_archive_depth} deep: not opened")
+            )
+            continue
+        if nested:
+            inner = _open_nested(plan, archive, info, source)
+            if inner is not None:
+                _discover_archive(plan, inner, source, depth + 1, budget)
+            continue
+        opener = functools.partial(archive.open, info)
+        item_open = functools.partial(_checked_open, opener, None, limits.max_object_bytes)
+        plan.items.append(ImportItem(source, item_open))
+
+
+def _archive_refusal(info: zipfile.ZipInfo, limits: ImportLimits, budget: int) -> str:
+    nested = info.filename.lower().endswith(".zip")
+    if not nested and info.file_size > limits.max_object_bytes:
+        return (
+            f"archive member declares {info.file_size} bytes, more than the largest object accepted "
+            f"({limits.max_object_bytes} bytes): not read"
+        )
+    if info.file_size > budget:
+        return (
+            f"archive would inflate to more than {limits.max_archive_bytes} bytes in all "
+            "(a ZIP bomb, or too large to import at once): member not read"
+        )
+    if info.file_size > _RATIO_FLOOR and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        return (
+            f"archive member inflates {info.file_size // max(info.compress_size, 1)}:1 from "
+            f"{info.compress_size} bytes (a ZIP bomb): not read"
+        )
+    return ""
+
+
+def _open_nested(
+    plan: ImportPlan, archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
+) -> zipfile.ZipFile | None:
+    """A ZIP inside a ZIP needs a seekable file: spool the member to an unnamed temp file, never to memory.
+    Its size was checked against the budget first, and zipfile inflates no more than the declared size."""
+    spool: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115  (closed by the plan)
+    try:
+        with archive.open(info) as member:
+            shutil.copyfileobj(member, spool, _COPY_CHUNK)
+        spool.seek(0)
+        nested = zipfile.ZipFile(spool)
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+        spool.close()
+        plan.failed.append(FileProblem(source, f"damaged ZIP archive: {exc}"))
+        return None
+    plan._spools.append(spool)
+    plan._archives.append(nested)
+    return nested
+
+
+class ObjectTooLargeError(StoreError):
+    """An input larger than the largest object this workstation takes in."""
+
+
+class _CheckedStream(io.RawIOBase):
+    """An input as the store reads it, checked on the way: a DICM marker must be followed by a file meta
+    element, and no more than `limit` bytes are ever read, so a 2 GB sparse file or a 'DICM + zeros' member
+    is refused after its first bytes or at the limit, never copied whole first."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = limit
+        self._read = 0
+        head = raw.read(_META_PROBE) or b""
+        if len(head) >= 132 and head[128:132] == b"DICM" and not _file_meta_follows(head[132:]):
+            raw.close()
+            # PS3.10 §7.1: the preamble and "DICM" are followed by the File Meta Information, group 0002,
+            # always Explicit VR Little Endian.
+            raise NotDicomError("DICM marker not followed by File Meta Information (group 0002): not DICOM")
+        self._head = head
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = self._limit + 1 - self._read if size is None or size < 0 else size
+        if self._head:
+            data, self._head = self._head[:want], self._head[want:]
+            if len(data) < want:
+                data += self._raw.read(want - len(data)) or b""
+        else:
+            data = self._raw.read(want) or b""
+        self._read += len(data)
+        if self._read > self._limit:
+            raise ObjectTooLargeError(f"larger than the largest object accepted ({self._limit} bytes): not imported")
+        return data
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _checked_open(opener: Callable[..., BinaryIO], path: Path | None, limit: int) -> BinaryIO:
+    raw = opener(path) if path is not None else opener()
+    return _CheckedStream(raw, limit)  # type: ignore[return-value]
+
+
+def _file_meta_follows(data: bytes) -> bool:
+    if len(data) < 6:
+        return False
+    group = int.from_bytes(data[0:2], "little")
+    return group == 0x0002 and data[4:6].isalpha() and data[4:6].isupper()
 
 
 def _looks_like_dicom(head: bytes) -> bool:
@@ -267,6 +532,7 @@ def import_paths(
     cancel: CancelToken | None = None,
     progress: ProgressCallback | None = None,
     replace_existing: bool = False,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Import everything under `paths`; returns the report (also when cancelled: what was done stays done).
 
@@ -277,7 +543,7 @@ def import_paths(
     report = ImportReport()
     cancel = cancel or CancelToken()
     try:
-        plan = discover(paths, cancel)
+        plan = discover(paths, cancel, limits)
     except Cancelled:
         report.cancelled = True
         report.elapsed_s = time.monotonic() - started
@@ -286,6 +552,8 @@ def import_paths(
         report.skipped.extend(plan.skipped)
         report.failed.extend(plan.failed)
         report.missing.extend(plan.missing)
+        report.unlisted.extend(plan.unlisted)
+        report.damaged_dicomdirs = plan.damaged_dicomdirs
         report.notes.extend(plan.notes)
         report.total = len(plan.items)
         _import_items(store, plan.items, report, cancel, progress, started, replace_existing)

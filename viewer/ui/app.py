@@ -36,10 +36,12 @@ def resources_dir() -> Path:
 
 def run_gui(home: Path | None = None, demo_if_empty: bool = False) -> int:
     """Show the main window until it is closed; returns the process exit code."""
+    from viewer.core import logs
     from viewer.core.context import AppContext
     from viewer.ui.main_window import MainWindow
     from viewer.ui.workers import wait_for_workers
 
+    logs.install()  # also when started without the CLI (a frozen bundle's own entry, a test)
     app = create_application()
     ctx = AppContext.open(home)
     if demo_if_empty and ctx.store.counts()["studies"] == 0:
