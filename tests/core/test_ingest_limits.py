@@ -201,4 +201,4 @@ def test_cli_import_reports_deep_nesting_and_dicm_zeros_as_failed(tmp_path: Path
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 imported" in run.stdout
     assert "deep.dcm: sequences nested deeper than 32 levels" in run.stdout
-    assert "zeros.dcm: DICM marker but no file meta" in run.stdout
+    assert "zeros.dcm: DICM marker not followed by File Meta Information" in run.stdout

@@ -66,7 +66,11 @@ def test_stack_from_store_and_cine_rate(tmp_path: Path, store) -> None:
     series_uid = store.series_for_study(store.studies()[0].study_uid)[0].series_uid
     stack = SeriesStack.from_store(store, series_uid)
     assert len(stack) == 4 and stack.modality == "CT"
-    assert stack.sort_by_position()
+    # the index keeps every plane: the stack is in reading order (head first) before any header is read
+    assert stack.ordered
+    z = [float(stack.slices[i].position[2]) for i in range(len(stack))]
+    assert z == sorted(z, reverse=True)
+    assert not stack.sort_by_position()  # already in order
     assert stack.cine_rate() is None
     ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"), stop_before_pixels=True)
     multi = SeriesStack.from_paths([get_testdata_file("examples_ybr_color.dcm")])

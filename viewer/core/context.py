@@ -34,7 +34,7 @@ class AppContext:
         settings = Settings.load(settings_path)
         if not settings_path.exists():
             settings.save(settings_path)
-        store = StudyStore(folder / "store")
+        store = StudyStore(folder / "store", max_object_bytes=settings.local.max_object_bytes or None)
         if recover:
             # Recovery runs only if no other Lightbox process has the store open (the store checks with an OS
             # lock); otherwise it is skipped and left to whichever process next opens the store alone.

@@ -246,8 +246,10 @@ class StudyStore:
 
     GROUP_SYNC_S = 1.0
 
-    def __init__(self, root: Path | str, *, durable: bool = True) -> None:
+    def __init__(self, root: Path | str, *, durable: bool = True, max_object_bytes: int | None = None) -> None:
         self.root = Path(root)
+        # The largest object taken in, checked after a deflated data set is inflated too (None: ingest's default).
+        self.max_object_bytes = max_object_bytes
         self.files_dir = self.root / "files"
         self.tmp_dir = self.files_dir / ".tmp"
         self.replaced_dir = self.root / "replaced"
@@ -367,7 +369,8 @@ class StudyStore:
 
     def add_bytes(self, data: bytes, *, source: str = "", replace: bool = False) -> AddResult:
         """Store an encoded DICOM file (preamble + meta, or a bare dataset that gets a meta added)."""
-        return self.add_checked(ingest.check_part10(data), data, source=source, replace=replace)
+        checked = ingest.check_part10(data, max_bytes=self.max_object_bytes)
+        return self.add_checked(checked, data, source=source, replace=replace)
 
     def add_stream(self, src: BinaryIO, *, source: str = "", replace: bool = False) -> AddResult:
         """Store an encoded DICOM file read from an open binary stream (e.g. a ZIP member), without buffering it."""
@@ -547,7 +550,7 @@ class StudyStore:
             sync = self.durable and not self._in_own_batch()
         head = src.read(_SCAN_LIMIT + 1)
         if len(head) <= _SCAN_LIMIT:
-            checked = ingest.check_part10(head)
+            checked = ingest.check_part10(head, max_bytes=self.max_object_bytes)
             _write_chunks(tmp, checked.chunks or (head,), sync=sync)
             return checked
         problem = ingest.head_problem(head[:140])
@@ -555,7 +558,7 @@ class StudyStore:
             raise (ingest.Unreadable if head[128:132] == b"DICM" else ingest.NotDicom)(problem)
         sha, size = self._copy_hashing(ChainedStream(head, src), tmp, sync)
         del head
-        checked = ingest.check_file(tmp, sha256=sha, size=size)
+        checked = ingest.check_file(tmp, sha256=sha, size=size, max_bytes=self.max_object_bytes)
         if checked.chunks is not None:  # rewritten as Part 10 (no preamble or no meta)
             _write_chunks(tmp, checked.chunks, sync=sync)
         return checked
