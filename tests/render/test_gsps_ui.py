@@ -8,8 +8,8 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from viewer.core.gsps_writer import GspsContent, build_gsps
 from viewer.render.displaylist import GraphicItem, TextItem
+from viewer.render.gsps_writer import GspsContent, build_gsps
 
 pytest.importorskip("PySide6")
 

@@ -8,8 +8,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from viewer.core.context import AppContext
-from viewer.core.gsps_writer import GspsContent, build_gsps
 from viewer.render.displaylist import GraphicItem
+from viewer.render.gsps_writer import GspsContent, build_gsps
 
 
 def _series_of_three(tmp_path: Path) -> list[pydicom.Dataset]:
