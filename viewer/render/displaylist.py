@@ -440,7 +440,8 @@ def screen_text(item: TextItem, view: ViewTransform) -> ScreenText:
 def resample_bitmap(
     display_list: DisplayList, width: int, height: int, view: ViewTransform | None = None
 ) -> np.ndarray:
-    """The bitmap placed in the viewport by nearest neighbour (pixel centres), clipped to the displayed area."""
+    """The bitmap placed in the viewport by nearest neighbour (pixel centres), clipped to the displayed area
+    (unless the user's zoom/pan replaced it)."""
     view = view or display_list.view(width, height)
     bitmap = display_list.bitmap
     channels = 3 if bitmap.ndim == 3 else 1
@@ -450,6 +451,9 @@ def resample_bitmap(
     ys = (np.arange(height) + 0.5) * inv[1, 1] + inv[1, 2]
     ax0, ay0, ax1, ay1 = view.area_transformed
     bh, bw = bitmap.shape[:2]
+    if display_list.zoom is not None:
+        # the user's zoom/pan replaces the displayed area: the whole image may be looked at, as on screen
+        ax0, ay0, ax1, ay1 = 0.0, 0.0, float(bw), float(bh)
     col_ok = (xs >= max(ax0, 0)) & (xs < min(ax1, bw))
     row_ok = (ys >= max(ay0, 0)) & (ys < min(ay1, bh))
     cols = np.clip(np.floor(xs).astype(np.int64), 0, bw - 1)

@@ -21,7 +21,8 @@ from viewer.core.presentation import (
     load_presentation_state,
     presentation_states_for,
 )
-from viewer.ui.presentation_items import LAYER, PresentationOverlay
+from viewer.render import gsps
+from viewer.ui.presentation_items import PresentationOverlay
 from viewer.ui.workers import run_in_background
 
 NONE_TEXT = "No presentation state"
@@ -38,14 +39,15 @@ class PresentationMenu(QComboBox):
         self._preferred_uid: str | None = None
         self.apply_default = True
         self.addItem(NONE_TEXT)
-        self.currentIndexChanged.connect(self._chosen)
+        # a state the user picks shows as it says (its window and displayed area apply once); one applied
+        # by default while scrolling leaves the user's window, zoom and pan alone
+        self.currentIndexChanged.connect(lambda index: self._chosen(index, explicit=True))
 
     def reset(self) -> None:
         """Forget the image and the applied state (the viewport now shows another series)."""
         self._image = None
         self._applied_uid = None
-        self.overlay.ps = None
-        self.overlay.viewport.remove_overlay_layer(LAYER)
+        self.overlay.ps = None  # the viewport forgot its state with the series
 
     def prefer(self, sop_instance_uid: str) -> None:
         """Apply this state (rather than the newest) once it is listed for the image shown."""
@@ -97,15 +99,39 @@ class PresentationMenu(QComboBox):
         self.blockSignals(False)
         self._chosen(index)
 
-    def _chosen(self, index: int) -> None:
+    def _chosen(self, index: int, *, explicit: bool = False) -> None:
         if index <= 0 or index > len(self.states):
             if self._applied_uid is not None:
                 self._applied_uid = None
-                self.overlay.apply(None)
+                self.overlay.apply(None, reset_view=explicit)
             return
         info = self.states[index - 1]
         self._applied_uid = info.sop_instance_uid
-        run_in_background(load_presentation_state, info, on_result=self.overlay.apply)
+
+        def loaded(result: tuple) -> None:
+            if self._applied_uid != info.sop_instance_uid:
+                return  # another state was chosen while this one was read
+            ds, superimposed = result
+            self.overlay.apply(ds, info.path, superimposed=superimposed, reset_view=explicit)
+
+        run_in_background(_load_with_superimposed, self.store, info, on_result=loaded)
+
+
+def _load_with_superimposed(store, info: PresentationStateInfo) -> tuple:
+    """The state's dataset and, for a blending state, the path of its superimposed image (in a worker)."""
+    ds = load_presentation_state(info)
+    superimposed = None
+    if str(ds.get("SOPClassUID", "")) == gsps.BLENDING_PS:
+        try:
+            _under, over = gsps.blending_sources(ds)
+        except gsps.PresentationStateError:
+            over = []
+        for uid in over:
+            instance = store.instance(uid)
+            if instance is not None:
+                superimposed = instance.path
+                break
+    return ds, superimposed
 
 
 def key_image_menu(
