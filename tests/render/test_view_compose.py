@@ -129,3 +129,25 @@ def test_kinds_are_typed():
     ds = pydicom.Dataset()
     ds.SOPClassUID = gsps.PSEUDO_COLOR_PS
     assert PresentationKind.of(ds) is PresentationKind.PSEUDO_COLOR
+
+
+def test_cli_render_is_the_composition(ct, tmp_path):
+    """`lightbox render --presentation … --rotate … --flip` writes exactly compose() of that view."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    ps_path = _grey_state(ct, tmp_path, ImageRotation=90, PresentationLUTShape="INVERSE")
+    out = tmp_path / "out.png"
+    command = [sys.executable, "-m", "viewer", "--home", str(tmp_path / "home"), "render", str(ct), str(out)]
+    run = subprocess.run(
+        [*command, "--presentation", str(ps_path), "--rotate", "180", "--flip"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    written = np.asarray(Image.open(out))
+    expected = compose(ViewState(str(ct), presentation=str(ps_path), rotation=180, flip_h=True, show_overlays=False))
+    assert np.array_equal(written, expected.bitmap)
+    assert expected.spatial.rotation in (90, 270)

@@ -388,10 +388,14 @@ class Viewport(QWidget):
             for p in self.measurements
             if p.stack_index == self.displayed_index
         ]
+        # zoom stays None while the view fits the displayed area (a film box then fits it too); a user's
+        # zoom is in this viewport's device pixels (scale it by film size / `view_size()` for another device)
         state = self._view
-        if self._display is not None:
-            state = state.replace(zoom=self.zoom_factor(), pan=self.pan_center())
         return state.replace(items=tuple(items_from_measurements(placed))) if placed else state
+
+    def view_size(self) -> tuple[int, int]:
+        """The device size (width, height) the view state's zoom refers to."""
+        return int(self.view_box.width()), int(self.view_box.height())
 
     def set_view_state(self, state: ViewState) -> None:
         """Adopt a state's settings (window, transform, zoom/pan, toggles); the image shown stays."""
