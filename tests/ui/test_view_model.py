@@ -277,3 +277,19 @@ def test_reading_state_survives_scrolling_onto_and_off_a_state(qtbot, tmp_path):
     assert viewport.voi == Window(40, 400)
     assert viewport.display_list.spatial.rotation in (90, 270)
     _assert_screen_is_the_composition(viewport)
+
+
+def test_displayed_area_clips_the_screen_like_the_film(qtbot, tmp_path):
+    """A displayed area narrower than the viewport: the screen shows only the area, as compose/print do."""
+    path = Path(shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm"))
+    image = pydicom.dcmread(path, stop_before_pixels=True)
+    ps = grayscale(image)
+    ps.DisplayedAreaSelectionSequence[0].DisplayedAreaBottomRightHandCorner = [80, 64]
+    viewport = _viewport(qtbot, path)
+    viewport.set_presentation(ps, reset_view=True)
+    grabbed = _assert_screen_is_the_composition(viewport)
+    view = viewport.display_list.view(SIZE, SIZE)
+    x0, y0, x1, y1 = (round(v) for v in view.area_rect)
+    outside = np.ones((SIZE, SIZE), dtype=bool)
+    outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
+    assert grabbed[outside].max() == 0

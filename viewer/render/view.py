@@ -39,7 +39,8 @@ API
     window, overlays burned in) and ``DisplayList.lut`` is that LUT. The result carries ``image_bitmap`` (image
     orientation), ``bitmap`` (after the total spatial transformation), ``spatial`` (state ∘ user, as one
     rotation + horizontal flip), ``area`` (the state's displayed area, else the whole image), ``zoom``/``center``
-    (the user's), ``items`` (the state's annotations then the user's) and ``lut``.
+    (the user's), ``items`` (the state's annotations then the user's) and ``lut``. While the view follows the
+    displayed area (zoom None) the bitmap is black outside it, so screen and film show the same.
 ``combined_spatial(columns, rows, state_rotation, state_flip, rotation, flip_h, flip_v) -> SpatialTransform``
 ``render_view(state, width, height, **compose_kwargs) -> H×W×3 uint8``  compose + `displaylist.rasterize`
     (bitmap and vectors burned in, nearest neighbour) for a device of that size.
@@ -331,6 +332,9 @@ def compose(
         lut = None
     else:
         bitmap, lut, icc_applied = _state_bitmap(state, ps, kind, source, header, uid, stored, output_bits, cache)
+    area = gsps.displayed_area(ps, uid, state.frame, cols, rows)
+    if state.zoom is None:
+        bitmap = _clip_to_area(bitmap, area)
     state_rotation, state_flip = gsps.rotation_and_flip(ps)
     spatial = combined_spatial(cols, rows, state_rotation, state_flip, state.rotation, state.flip_h, state.flip_v)
     items: list[Item] = list(gsps.annotations(ps, uid, state.frame)) if state.show_annotations else []
@@ -338,7 +342,7 @@ def compose(
     return DisplayList(
         bitmap=spatial.apply_to_array(bitmap),
         spatial=spatial,
-        area=gsps.displayed_area(ps, uid, state.frame, cols, rows),
+        area=area,
         items=items,
         layer_order=gsps.layer_order(ps),
         description=str(ps.get("ContentLabel", "")),
@@ -348,6 +352,20 @@ def compose(
         center=state.pan,
         lut=lut,
     )
+
+
+def _clip_to_area(bitmap: np.ndarray, area: DisplayedArea) -> np.ndarray:
+    """Black outside the displayed area (PS3.3 C.10.4: only the area is displayed), so a painter that shows
+    the whole bitmap (the screen) shows what `rasterize` shows. Not applied under a user's zoom/pan."""
+    rows, cols = bitmap.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in area.image_rect())
+    if x0 <= 0 and y0 <= 0 and x1 >= cols and y1 >= rows:
+        return bitmap
+    out = np.zeros_like(bitmap)
+    r0, r1, c0, c1 = max(y0, 0), min(y1, rows), max(x0, 0), min(x1, cols)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = bitmap[r0:r1, c0:c1]
+    return out
 
 
 def _plain_bitmap(
