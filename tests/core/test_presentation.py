@@ -11,7 +11,6 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from viewer.core.gsps_writer import GspsContent, build_gsps
 from viewer.core.model import KEY_OBJECT_SELECTION
 from viewer.core.presentation import (
     default_presentation_state,
@@ -19,6 +18,7 @@ from viewer.core.presentation import (
     presentation_states_for,
     states_for_series,
 )
+from viewer.render.gsps_writer import GspsContent, build_gsps
 
 
 def multiframe_image(frames: int = 4) -> Dataset:

@@ -12,11 +12,11 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from tests.support.net import free_port, require_tool, running
-from viewer.core.gsps_writer import GspsContent, build_gsps, save_gsps, send_gsps
 from viewer.core.presentation import default_presentation_state, load_presentation_state, presentation_states_for
 from viewer.core.settings import RemoteNode
 from viewer.render.displaylist import GraphicItem, TextItem
 from viewer.render.gsps import annotations, apply_presentation_state
+from viewer.render.gsps_writer import GspsContent, build_gsps, save_gsps, send_gsps
 
 # values exactly representable as float32 (Graphic Data is FL)
 ITEMS = [

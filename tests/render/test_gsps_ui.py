@@ -1,4 +1,4 @@
-"""The presentation-state overlay on B's viewport: the hook is used and the items land in image coordinates."""
+"""A presentation state on the viewport: its annotations land in image coordinates, its stages in the bitmap."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from viewer.core.gsps_writer import GspsContent, build_gsps
 from viewer.render.displaylist import GraphicItem, TextItem
+from viewer.render.gsps_writer import GspsContent, build_gsps
 
 pytest.importorskip("PySide6")
 
 
 def test_overlay_layer_draws_state_items_on_the_viewport(qtbot, tmp_path):
+    import numpy as np
+
     from viewer.render.cache import FrameCache
     from viewer.render.series import SeriesStack
-    from viewer.ui.presentation_items import LAYER, PresentationOverlay
+    from viewer.ui.presentation_items import PresentationOverlay
     from viewer.ui.viewer.viewport import Viewport
 
     path = shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "ct.dcm")
@@ -39,11 +41,12 @@ def test_overlay_layer_draws_state_items_on_the_viewport(qtbot, tmp_path):
     viewport.set_stack(stack, 0)
     overlay = PresentationOverlay(viewport)
     overlay.apply(ps)
-    qtbot.waitUntil(lambda: bool(viewport._overlay_items.get(LAYER)), timeout=5000)
-    drawn = viewport._overlay_items[LAYER]
+    qtbot.waitUntil(lambda: bool(viewport._state_items), timeout=5000)
+    drawn = viewport._state_items
     kinds = [type(i).__name__ for i in drawn]
-    assert kinds.count("QGraphicsPixmapItem") == 1  # the shutter
     assert "QGraphicsSimpleTextItem" in kinds
+    shown = np.asarray(viewport.image_item.image)
+    assert shown[2, 2] == 0 and shown[64, 64] > 0  # the circular shutter is burned into the bitmap
     paths = [i.path() for i in drawn if type(i).__name__ == "QGraphicsPathItem"]
     line = next(p for p in paths if p.elementCount() == 2 and p.elementAt(0).x == 10.5)
     start, end = line.elementAt(0), line.elementAt(1)
@@ -51,7 +54,7 @@ def test_overlay_layer_draws_state_items_on_the_viewport(qtbot, tmp_path):
     assert all(i.parentItem() is viewport.image_item for i in drawn)
     assert viewport.voi is not None and viewport.voi.center == 40
     overlay.apply(None)
-    assert LAYER not in viewport._overlay_items
+    assert not viewport._state_items
 
 
 def test_viewer_displays_through_the_states_own_modality_lut(qtbot, tmp_path):
@@ -83,4 +86,7 @@ def test_viewer_displays_through_the_states_own_modality_lut(qtbot, tmp_path):
     assert shown.shape == reference.shape
     assert np.abs(shown.astype(int) - reference.astype(int)).max() <= 1
     overlay.apply(None)  # back to the image's own rescale
-    assert viewport.presentation_modality is None
+    assert viewport.presentation is None
+    assert np.array_equal(
+        np.asarray(viewport.image_item.image), viewport.display_list.lut(ImageSource(str(path)).frame(0))
+    )

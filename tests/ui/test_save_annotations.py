@@ -15,7 +15,6 @@ from viewer.render.measure import Distance, EllipseRoi
 
 
 def test_viewer_measurements_round_trip_through_a_saved_presentation_state(qtbot, tmp_path: Path) -> None:
-    from viewer.ui.presentation_items import LAYER
     from viewer.ui.viewer import ViewerArea
 
     ctx = AppContext.open(tmp_path / "home")
@@ -49,5 +48,5 @@ def test_viewer_measurements_round_trip_through_a_saved_presentation_state(qtbot
     viewport.clear_measurements()
     area.open_series(image.SeriesInstanceUID)
     menu = area.presentation_menu(viewport)
-    qtbot.waitUntil(lambda: menu.count() == 2 and bool(viewport._overlay_items.get(LAYER)), timeout=10000)
+    qtbot.waitUntil(lambda: menu.count() == 2 and bool(viewport._state_items), timeout=10000)
     area.close_cache()

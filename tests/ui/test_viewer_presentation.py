@@ -8,8 +8,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 
 from viewer.core.context import AppContext
-from viewer.core.gsps_writer import GspsContent, build_gsps
 from viewer.render.displaylist import GraphicItem
+from viewer.render.gsps_writer import GspsContent, build_gsps
 
 
 def _series_of_three(tmp_path: Path) -> list[pydicom.Dataset]:
@@ -26,7 +26,6 @@ def _series_of_three(tmp_path: Path) -> list[pydicom.Dataset]:
 
 
 def test_newest_state_is_applied_by_default_and_survives_scrolling(qtbot, tmp_path: Path) -> None:
-    from viewer.ui.presentation_items import LAYER
     from viewer.ui.presentation_menu import NONE_TEXT
     from viewer.ui.viewer import ViewerArea
 
@@ -49,7 +48,7 @@ def test_newest_state_is_applied_by_default_and_survives_scrolling(qtbot, tmp_pa
     area.show()
     viewport = area.open_series(images[0].SeriesInstanceUID)
     menu = area.presentation_menu(viewport)
-    qtbot.waitUntil(lambda: menu.count() == 3 and bool(viewport._overlay_items.get(LAYER)), timeout=10000)
+    qtbot.waitUntil(lambda: menu.count() == 3 and bool(viewport._state_items), timeout=10000)
     assert menu.currentText() != NONE_TEXT and "NEWER" in menu.currentText()
     assert viewport.voi.center == 40 and viewport.voi.width == 400
 
@@ -63,5 +62,5 @@ def test_newest_state_is_applied_by_default_and_survives_scrolling(qtbot, tmp_pa
 
     # Choosing "No presentation state" removes the overlay.
     menu.setCurrentIndex(0)
-    qtbot.waitUntil(lambda: LAYER not in viewport._overlay_items, timeout=5000)
+    qtbot.waitUntil(lambda: not viewport._state_items, timeout=5000)
     area.close_cache()

@@ -183,8 +183,14 @@ def view_transform(
     height: int,
     *,
     display_pixel_mm: float = 0.25,
+    zoom: float | None = None,
+    center: Point | None = None,
 ) -> ViewTransform:
-    """Place the displayed area in a `width`×`height` viewport, centred, scaled as its size mode says."""
+    """Place the displayed area in a `width`×`height` viewport, centred, scaled as its size mode says.
+
+    `zoom` (device pixels per image pixel, horizontally) replaces the size mode and `center` (image
+    coordinates, before the spatial transformation) the area's centre: the user's zoom and pan.
+    """
     x0, y0, x1, y1 = area.image_rect()
     corners = spatial.image_to_transformed([(x0, y0), (x1, y1)])
     ax0, ay0 = corners.min(axis=0)
@@ -194,7 +200,9 @@ def view_transform(
     # a transformed pixel's (width, height) in "horizontal image pixel" units
     kx, ky = (ratio, 1.0) if spatial.rotation in (90, 270) else (1.0, ratio)
     mode = area.size_mode.upper()
-    if mode == "MAGNIFY":
+    if zoom is not None and zoom > 0:
+        s = float(zoom)
+    elif mode == "MAGNIFY":
         s = float(area.magnification or 1.0)
     elif mode == "TRUE SIZE" and area.pixel_spacing:
         s = area.pixel_spacing[1] / display_pixel_mm
@@ -202,6 +210,8 @@ def view_transform(
         s = min(width / (aw * kx), height / (ah * ky))
     sx, sy = s * kx, s * ky
     cx, cy = (ax0 + ax1) / 2.0, (ay0 + ay1) / 2.0
+    if center is not None:
+        cx, cy = (float(v) for v in spatial.image_to_transformed([center])[0])
     tm = np.array([(sx, 0, width / 2.0 - cx * sx), (0, sy, height / 2.0 - cy * sy), (0, 0, 1)], dtype=np.float64)
     matrix = tm @ spatial.matrix
     bw, bh = spatial.size
@@ -307,9 +317,23 @@ class DisplayList:
     layer_order: tuple[str, ...] = ()
     description: str = ""
     icc_applied: bool = False
+    # the bitmap before the spatial transformation (image orientation), for painters that transform it
+    # themselves (the screen keeps image coordinates for its tools); None when only `bitmap` was made
+    image_bitmap: np.ndarray | None = None
+    zoom: float | None = None  # the user's zoom (device pixels per image pixel); None = the area's size mode
+    center: Point | None = None  # the user's pan: image coordinates at the viewport's centre
+    lut: object | None = None  # the `lut.DisplayLut` that made a grayscale bitmap (readouts, print at 12 bits)
 
     def view(self, width: int, height: int, *, display_pixel_mm: float = 0.25) -> ViewTransform:
-        return view_transform(self.spatial, self.area, width, height, display_pixel_mm=display_pixel_mm)
+        return view_transform(
+            self.spatial,
+            self.area,
+            width,
+            height,
+            display_pixel_mm=display_pixel_mm,
+            zoom=self.zoom,
+            center=self.center,
+        )
 
     def layout(self, width: int, height: int, *, display_pixel_mm: float = 0.25) -> Layout:
         view = self.view(width, height, display_pixel_mm=display_pixel_mm)
@@ -416,7 +440,8 @@ def screen_text(item: TextItem, view: ViewTransform) -> ScreenText:
 def resample_bitmap(
     display_list: DisplayList, width: int, height: int, view: ViewTransform | None = None
 ) -> np.ndarray:
-    """The bitmap placed in the viewport by nearest neighbour (pixel centres), clipped to the displayed area."""
+    """The bitmap placed in the viewport by nearest neighbour (pixel centres), clipped to the displayed area
+    (unless the user's zoom/pan replaced it)."""
     view = view or display_list.view(width, height)
     bitmap = display_list.bitmap
     channels = 3 if bitmap.ndim == 3 else 1
@@ -426,6 +451,9 @@ def resample_bitmap(
     ys = (np.arange(height) + 0.5) * inv[1, 1] + inv[1, 2]
     ax0, ay0, ax1, ay1 = view.area_transformed
     bh, bw = bitmap.shape[:2]
+    if display_list.zoom is not None:
+        # the user's zoom/pan replaces the displayed area: the whole image may be looked at, as on screen
+        ax0, ay0, ax1, ay1 = 0.0, 0.0, float(bw), float(bh)
     col_ok = (xs >= max(ax0, 0)) & (xs < min(ax1, bw))
     row_ok = (ys >= max(ay0, 0)) & (ys < min(ay1, bh))
     cols = np.clip(np.floor(xs).astype(np.int64), 0, bw - 1)

@@ -49,6 +49,7 @@ from viewer.render.lut import (
     build_display_lut,
     lut_from_item,
     modality_lut,
+    modality_output_range,
     stored_value_range,
 )
 
@@ -456,13 +457,38 @@ def _source(image: ImageSource | str | Path) -> ImageSource:
     return image if isinstance(image, ImageSource) else ImageSource(image)
 
 
-def render_grayscale(ps: Dataset, source: ImageSource, frame_index: int) -> np.ndarray:
-    """Stored frame → P-values as 8-bit grey through the state's modality/VOI/presentation LUTs."""
-    header = source.frame_header(frame_index)
-    uid = str(header.get("SOPInstanceUID", ""))
+def modality_can_be_negative(lut_header: Dataset) -> bool:
+    """Whether the modality output can be negative: then a VOI LUT's first mapped value is signed.
+
+    PS3.3 C.11.2.1.1: the first value of a VOI LUT Descriptor is signed (SS) when the modality output range
+    includes negative values, which is a property of the Modality LUT stage (a CT with Rescale Intercept −1024
+    stored unsigned), not of the image's Pixel Representation.
+    """
+    return modality_output_range(lut_header)[0] < 0
+
+
+def state_voi(ps: Dataset, header: Dataset, uid: str, frame_index: int) -> Window | LutData | None:
+    """The state's Softcopy VOI for this image/frame, with the LUT descriptor's sign as C.11.2.1.1 says."""
+    return softcopy_voi(ps, uid, frame_index, signed=modality_can_be_negative(modality_header(ps, header)))
+
+
+def grayscale_lut(
+    ps: Dataset,
+    header: Dataset,
+    uid: str,
+    frame_index: int,
+    *,
+    voi: Window | LutData | None = None,
+    invert: bool = False,
+    output_bits: int = 8,
+) -> DisplayLut:
+    """The state's modality → VOI → presentation LUT as one table; `voi` (the user's) replaces the state's.
+
+    `invert` is the user's inversion on top of the state's presentation LUT.
+    """
     lut_header = modality_header(ps, header)
-    signed = int(header.get("PixelRepresentation", 0) or 0) == 1
-    voi = softcopy_voi(ps, uid, frame_index, signed=signed)
+    if voi is None:
+        voi = state_voi(ps, header, uid, frame_index)
     photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     shape, plut = presentation_lut(ps, photometric)
     lo, hi = stored_value_range(lut_header)
@@ -475,19 +501,63 @@ def render_grayscale(ps: Dataset, source: ImageSource, frame_index: int) -> np.n
         normalised = plut.data[index] / float((1 << plut.bits) - 1)
     elif shape == "INVERSE":
         normalised = 1.0 - normalised
-    table = np.rint(np.clip(normalised, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return apply_lut(source.frame(frame_index), DisplayLut(table, lo, 8, voi, shape == "INVERSE"))
+    inverted = (shape == "INVERSE") != bool(invert)
+    if invert:
+        normalised = 1.0 - normalised
+    out_max = (1 << output_bits) - 1
+    dtype = np.uint8 if output_bits <= 8 else np.uint16
+    table = np.rint(np.clip(normalised, 0.0, 1.0) * out_max).astype(dtype)
+    return DisplayLut(table, lo, output_bits, voi, inverted)
+
+
+def render_grayscale(ps: Dataset, source: ImageSource, frame_index: int) -> np.ndarray:
+    """Stored frame → P-values as 8-bit grey through the state's modality/VOI/presentation LUTs."""
+    header = source.frame_header(frame_index)
+    uid = str(header.get("SOPInstanceUID", ""))
+    return apply_lut(source.frame(frame_index), grayscale_lut(ps, header, uid, frame_index))
+
+
+def voi_normalised_lut(
+    ps_or_item: Dataset, header: Dataset, uid: str, frame_index: int, *, voi: Window | LutData | None = None
+) -> DisplayLut:
+    """Modality → VOI only, as a 16-bit table (the input of a pseudo-colour palette)."""
+    if voi is None:
+        voi = state_voi(ps_or_item, header, uid, frame_index)
+    return build_display_lut(
+        modality_header(ps_or_item, header), voi, output_bits=16, presentation_shape="IDENTITY", apply_padding=False
+    )
 
 
 def _voi_normalised(ps_or_item: Dataset, ps: Dataset, source: ImageSource, frame_index: int) -> np.ndarray:
     """Modality → VOI only, as floats 0..1 (the input of a pseudo-colour palette)."""
     header = source.frame_header(frame_index)
     uid = str(header.get("SOPInstanceUID", ""))
-    voi = softcopy_voi(ps_or_item, uid, frame_index, signed=int(header.get("PixelRepresentation", 0) or 0) == 1)
-    lut = build_display_lut(
-        modality_header(ps_or_item, header), voi, output_bits=16, presentation_shape="IDENTITY", apply_padding=False
-    )
+    lut = voi_normalised_lut(ps_or_item, header, uid, frame_index)
     return apply_lut(source.frame(frame_index), lut).astype(np.float64) / 65535.0
+
+
+def pseudo_color_table(
+    ps: Dataset, header: Dataset, uid: str, frame_index: int, *, voi: Window | LutData | None = None
+) -> DisplayLut:
+    """Stored value → RGB through the state's modality/VOI and Palette Color LUT: a (N, 3) uint8 table.
+
+    Indexing this table with a stored frame gives exactly ``palette_rgb(ps, voi-normalised frame)``: the
+    palette is evaluated once per stored value instead of once per pixel.
+    """
+    voi_lut = voi_normalised_lut(ps, header, uid, frame_index, voi=voi)
+    rgb = palette_rgb(ps, voi_lut.table.astype(np.float64) / 65535.0)
+    return DisplayLut(np.ascontiguousarray(rgb.reshape(-1, 3)), voi_lut.first_stored, 8, voi_lut.voi, False)
+
+
+def apply_rgb_table(frame: np.ndarray, table: DisplayLut) -> np.ndarray:
+    """Index an (N, 3) table (see `pseudo_color_table`) with a stored frame → H×W×3 uint8."""
+    patterns = table.pattern_table()
+    if frame.dtype in (np.uint16, np.int16) and len(patterns) == 65536:
+        return patterns[frame.view(np.uint16)]
+    if frame.dtype in (np.uint8, np.int8) and len(patterns) == 256:
+        return patterns[frame.view(np.uint8)]
+    idx = np.clip(frame.astype(np.int64) - table.first_stored, 0, len(table.table) - 1)
+    return table.table[idx]
 
 
 def palette_rgb(ps: Dataset, normalised: np.ndarray) -> np.ndarray:
@@ -526,63 +596,117 @@ def apply_icc(rgb: np.ndarray, icc_profile: bytes) -> tuple[np.ndarray, bool]:
         return rgb, False
 
 
-def apply_presentation_state(
-    ps: Dataset, image: ImageSource | str | Path, frame_index: int = 0, *, apply_icc_profile: bool = True
-) -> DisplayList:
-    """Render one frame of `image` under a grayscale, colour or pseudo-colour presentation state."""
-    source = _source(image)
+@dataclass
+class StateBitmap:
+    """One frame through a presentation state, in image orientation (before the spatial transformation)."""
+
+    bitmap: np.ndarray
+    lut: DisplayLut | None  # the table that made it (grey: P-values; pseudo-colour: (N, 3) RGB)
+    icc_applied: bool = False
+
+
+def presentation_bitmap(
+    ps: Dataset,
+    source: ImageSource,
+    frame_index: int = 0,
+    *,
+    stored: np.ndarray | None = None,
+    voi: Window | LutData | None = None,
+    invert: bool = False,
+    show_overlays: bool = True,
+    show_shutters: bool = True,
+    output_bits: int = 8,
+    apply_icc_profile: bool = True,
+    lut: DisplayLut | None = None,
+) -> StateBitmap:
+    """The LUT stages, activated overlays and shutters of a grayscale, colour or pseudo-colour state.
+
+    `voi` (the user's) replaces the state's Softcopy VOI, `invert` inverts on top; `stored` passes an already
+    decoded frame and `lut` an already built table (from `grayscale_lut` / `pseudo_color_table`) for speed.
+    `output_bits` 12 or 16 gives uint16 grey P-values (film); colour is always 8 bits.
+    """
     kind = ps_kind(ps)
     if kind == "blending":
         raise PresentationStateError("a blending state needs two images: use apply_blending")
     header = source.frame_header(frame_index)
     uid = str(header.get("SOPInstanceUID", ""))
-    rows, cols = source.rows, source.columns
+    frame = stored if stored is not None else source.frame(frame_index)
     icc_applied = False
+    out_max = 255
     if kind == "grayscale":
         if source.is_color:
             raise PresentationStateError("a grayscale presentation state cannot be applied to a colour image")
-        bitmap: np.ndarray = render_grayscale(ps, source, frame_index)
+        if lut is None:
+            lut = grayscale_lut(ps, header, uid, frame_index, voi=voi, invert=invert, output_bits=output_bits)
+        bitmap: np.ndarray = apply_lut(frame, lut)
+        out_max = lut.max_output
     elif kind == "pseudo-color":
-        bitmap = palette_rgb(ps, _voi_normalised(ps, ps, source, frame_index))
+        if lut is None:
+            lut = pseudo_color_table(ps, header, uid, frame_index, voi=voi)
+        bitmap = apply_rgb_table(frame, lut)
+        if invert:
+            bitmap = 255 - bitmap
     else:
-        frame = source.frame(frame_index)
+        lut = None
         if frame.ndim == 2:
             frame = np.repeat(frame[:, :, None], 3, axis=2)
         bitmap = _to_uint8_rgb(frame, source.bits_stored)
         icc = ps.get("ICCProfile")
         if icc and apply_icc_profile:
             bitmap, icc_applied = apply_icc(np.ascontiguousarray(bitmap), bytes(icc))
-        bitmap = np.array(bitmap)
+        bitmap = 255 - bitmap if invert else np.array(bitmap)
 
     layers = graphic_layers(ps)
-    for group, layer in activated_overlays(ps):
-        plane = overlay_plane(ps, source, group, frame_index)
-        if plane is None:
-            continue
-        style = layers.get(layer)
-        if bitmap.ndim == 2:
-            grey = p_value_to_grey(style.grey) if style and style.grey is not None else 255
-            bitmap[plane] = grey
-        else:
-            bitmap[plane] = style.color if style else (255, 255, 255)
+    if show_overlays:
+        for group, layer in activated_overlays(ps):
+            plane = overlay_plane(ps, source, group, frame_index)
+            if plane is None:
+                continue
+            style = layers.get(layer)
+            if bitmap.ndim == 2:
+                grey = style.grey if style and style.grey is not None else 0xFFFF
+                bitmap = bitmap if bitmap.flags.writeable and bitmap is not frame else bitmap.copy()
+                bitmap[plane] = round(max(0, min(int(grey), 0xFFFF)) * out_max / 0xFFFF)
+            else:
+                bitmap[plane] = style.color if style else (255, 255, 255)
 
-    shutter = shutter_mask(ps, source, frame_index)
+    shutter = shutter_mask(ps, source, frame_index) if show_shutters else None
     if shutter is not None:
         grey, rgb = shutter_color(ps)
         if bitmap.ndim == 2 and "ShutterPresentationColorCIELabValue" in ps and kind != "grayscale":
             bitmap = np.repeat(bitmap[:, :, None], 3, axis=2)
+        if bitmap.ndim == 2 and out_max != 255:
+            grey = round(grey * out_max / 255)
         bitmap[shutter] = grey if bitmap.ndim == 2 else rgb
+    return StateBitmap(bitmap, lut, icc_applied)
 
+
+def layer_order(ps: Dataset) -> tuple[str, ...]:
+    layers = graphic_layers(ps)
+    return tuple(name for name, _ in sorted(((n, s.order) for n, s in layers.items()), key=lambda t: t[1]))
+
+
+def apply_presentation_state(
+    ps: Dataset, image: ImageSource | str | Path, frame_index: int = 0, *, apply_icc_profile: bool = True
+) -> DisplayList:
+    """Render one frame of `image` under a grayscale, colour or pseudo-colour presentation state."""
+    source = _source(image)
+    header = source.frame_header(frame_index)
+    uid = str(header.get("SOPInstanceUID", ""))
+    rows, cols = source.rows, source.columns
+    made = presentation_bitmap(ps, source, frame_index, apply_icc_profile=apply_icc_profile)
     rotation, flip = rotation_and_flip(ps)
     spatial = SpatialTransform(cols, rows, rotation, flip)
     return DisplayList(
-        bitmap=spatial.apply_to_array(bitmap),
+        bitmap=spatial.apply_to_array(made.bitmap),
         spatial=spatial,
         area=displayed_area(ps, uid, frame_index, cols, rows),
         items=annotations(ps, uid, frame_index),
-        layer_order=tuple(name for name, _ in sorted(((n, s.order) for n, s in layers.items()), key=lambda t: t[1])),
+        layer_order=layer_order(ps),
         description=str(ps.get("ContentLabel", "")),
-        icc_applied=icc_applied,
+        icc_applied=made.icc_applied,
+        image_bitmap=made.bitmap,
+        lut=made.lut,
     )
 
 
@@ -608,14 +732,14 @@ def blending_sources(ps: Dataset) -> tuple[list[str], list[str]]:
     return out[0], out[1]
 
 
-def apply_blending(
+def blending_bitmap(
     ps: Dataset,
     underlying: ImageSource | str | Path,
     superimposed: ImageSource | str | Path,
     underlying_frame: int = 0,
     superimposed_frame: int = 0,
-) -> DisplayList:
-    """Blend a grey underlying image (e.g. CT) with a palette-coloured superimposed one (e.g. PET)."""
+) -> np.ndarray:
+    """The blended RGB frame in the underlying image's orientation (before the spatial transformation)."""
     under_src, over_src = _source(underlying), _source(superimposed)
     under_item, over_item = blending_items(ps)
     under = _voi_normalised(under_item, ps, under_src, underlying_frame)
@@ -630,7 +754,19 @@ def apply_blending(
     else:
         color = np.repeat((over * 255.0)[:, :, None], 3, axis=2)
     opacity = float(ps.get("RelativeOpacity", 0.5) or 0.5)
-    bitmap = np.rint((1.0 - opacity) * grey + opacity * color).clip(0, 255).astype(np.uint8)
+    return np.rint((1.0 - opacity) * grey + opacity * color).clip(0, 255).astype(np.uint8)
+
+
+def apply_blending(
+    ps: Dataset,
+    underlying: ImageSource | str | Path,
+    superimposed: ImageSource | str | Path,
+    underlying_frame: int = 0,
+    superimposed_frame: int = 0,
+) -> DisplayList:
+    """Blend a grey underlying image (e.g. CT) with a palette-coloured superimposed one (e.g. PET)."""
+    under_src = _source(underlying)
+    bitmap = blending_bitmap(ps, under_src, superimposed, underlying_frame, superimposed_frame)
     uid = str(under_src.header.get("SOPInstanceUID", ""))
     rows, cols = under_src.rows, under_src.columns
     rotation, flip = rotation_and_flip(ps)
@@ -641,6 +777,7 @@ def apply_blending(
         area=displayed_area(ps, uid, underlying_frame, cols, rows),
         items=annotations(ps, uid, underlying_frame),
         description=str(ps.get("ContentLabel", "")),
+        image_bitmap=bitmap,
     )
 
 

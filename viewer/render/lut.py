@@ -115,9 +115,12 @@ def lut_from_item(item: Dataset, *, signed_input: bool = False) -> LutData | Non
 
 
 def voi_luts_in_header(header: Dataset) -> list[LutData]:
+    # PS3.3 C.11.2.1.1: the VOI LUT's first mapped value is a modality value, signed when the modality output
+    # can be negative (an unsigned CT with Rescale Intercept -1024), not when the stored pixels are signed.
+    signed = "VOILUTSequence" in header and modality_output_range(header)[0] < 0
     out = []
     for item in header.get("VOILUTSequence", []) or []:
-        lut = lut_from_item(item, signed_input=int(header.get("PixelRepresentation", 0) or 0) == 1)
+        lut = lut_from_item(item, signed_input=signed)
         if lut is not None:
             out.append(lut)
     return out

@@ -1,4 +1,4 @@
-"""`lightbox render SERIES_OR_FILE out.png`: headless rendering through the same pipeline the viewer uses."""
+"""`lightbox render SERIES_OR_FILE out.png`: headless rendering through the view composition the viewer uses."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from viewer.render.lut import Window
-from viewer.render.pipeline import presets_for, render_frame
+from viewer.render.pipeline import presets_for
 from viewer.render.png import write_png
 from viewer.render.series import SeriesStack
+from viewer.render.view import ViewState, compose
 
 
 def add_render_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,9 @@ def add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--invert", action="store_true", help="invert grey levels")
     parser.add_argument("--overlays", action="store_true", help="burn overlay planes (60xx) into the image")
     parser.add_argument("--sixteen-bit", action="store_true", help="write a 16-bit grey PNG (12-bit print values)")
+    parser.add_argument("--presentation", type=Path, help="a presentation state file to apply (GSPS, colour, ...)")
+    parser.add_argument("--rotate", type=int, choices=(0, 90, 180, 270), default=0, help="rotate clockwise")
+    parser.add_argument("--flip", action="store_true", help="flip horizontally")
 
 
 def resolve_stack(source: str, home: Path | None) -> SeriesStack:
@@ -65,17 +69,26 @@ def run_render(args: argparse.Namespace) -> int:
             return 2
         voi = matches[0].voi
     ref = stack[index]
-    rendered = render_frame(
-        stack.source(index),
+    state = ViewState(
+        str(ref.path),
+        ref.sop_instance_uid or "",
         ref.frame,
-        window=voi,
+        voi=voi,
+        presentation=str(args.presentation) if getattr(args, "presentation", None) else None,
         invert=args.invert,
-        output_bits=12 if args.sixteen_bit else 8,
-        burn_overlays=args.overlays,
+        rotation=getattr(args, "rotate", 0) or 0,
+        flip_h=bool(getattr(args, "flip", False)),
+        show_overlays=args.overlays,
     )
-    write_png(args.output, rendered.pixels)
-    detail = rendered.voi.label if rendered.voi is not None else "colour"
+    try:
+        composed = compose(state, source=stack.source(index), output_bits=12 if args.sixteen_bit else 8)
+    except (OSError, ValueError) as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    write_png(args.output, composed.bitmap)
+    applied = composed.lut.voi if composed.lut is not None else None
+    detail = applied.label if applied is not None else "colour"
     print(
-        f"{args.output}: {rendered.pixels.shape[1]}x{rendered.pixels.shape[0]} frame {index + 1}/{len(stack)} {detail}"
+        f"{args.output}: {composed.bitmap.shape[1]}x{composed.bitmap.shape[0]} frame {index + 1}/{len(stack)} {detail}"
     )
     return 0

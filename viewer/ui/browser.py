@@ -259,7 +259,7 @@ class StudyBrowser(QWidget):
         if series_uid in self._thumbnail_pending:
             return
         self._thumbnail_pending.add(series_uid)
-        from viewer.core.thumbnails import series_thumbnail
+        from viewer.render.thumbnails import series_thumbnail
 
         run_in_background(
             series_thumbnail,

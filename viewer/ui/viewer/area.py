@@ -420,7 +420,7 @@ class ViewerArea(QWidget):
         viewport = self.active
         if viewport is None or viewport.stack is None or not viewport.measurements:
             return False
-        from viewer.core.gsps_writer import GspsContent, items_from_measurements, save_gsps
+        from viewer.render.gsps_writer import GspsContent, items_from_measurements, save_gsps
         from viewer.ui.workers import run_in_background
 
         stack = viewport.stack

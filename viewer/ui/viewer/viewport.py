@@ -6,13 +6,19 @@ tool, see tools.py: draw from the press, click selects, drag moves or edits the 
 stack, Ctrl+wheel zoom, middle-drag zoom, double-click maximise (the area restores on the next one).
 Keys: see keys.py (one table of bindings).
 
-Overlay hook (for presentation states): ``add_overlay_layer(name, factory)`` where
+The picture is ONE composition (``viewer.render.view.compose``) of the viewport's Qt-free ``ViewState``
+(``view_state()`` / ``set_view_state(state)``): the viewport paints its bitmap (in image orientation, placed
+by the composed spatial transformation, so tools keep image coordinates), draws the state's annotations as
+vector items and turns input into state changes; it does not sequence presentation-state stages itself.
+``set_presentation(dataset, path, reset_view=False)`` chooses the presentation state; the user's window,
+transform, zoom and pan stay on top of it until reset (F fits, 0 restores the window).
+
+Overlay hook (for other layers, e.g. a key image's region): ``add_overlay_layer(name, factory)`` where
 ``factory(viewport, stack_index) -> Iterable[QGraphicsItem]`` returns items in image pixel coordinates
 (column, row; pixel centres at integer + 0.5 in item space, i.e. stored pixel (c, r) covers c..c+1, r..r+1).
 The items are parented to the image item, so zoom, pan, rotation and flips apply to them; the factory is called
 again whenever the frame changes or ``refresh_overlays()`` is called. ``remove_overlay_layer(name)`` drops it.
-A presentation state also uses ``set_voi``, ``set_presentation_shape``, ``set_presentation_lut``,
-``set_rotation``, ``set_flip``, ``set_zoom`` and ``set_pan_center`` (all public).
+Public setters: ``set_voi``, ``set_invert``, ``set_rotation``, ``set_flip``, ``set_zoom``, ``set_pan_center``, ``fit``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QTransform, QWheelEvent
 from PySide6.QtWidgets import (
     QGraphicsItem,
@@ -33,18 +39,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from viewer.render import gsps
 from viewer.render.cache import FrameCache, neighbour_order
-from viewer.render.decode import overlay_mask
-from viewer.render.gsps import modality_header
-from viewer.render.lut import DisplayLut, LutData, Voi, Window, build_display_lut, min_max_window
+from viewer.render.displaylist import DisplayList
+from viewer.render.lut import Voi, Window, min_max_window
 from viewer.render.measure import (
     Calibration,
     Measurement,
     scale_bar,
     value_units,
 )
-from viewer.render.pipeline import Preset, default_voi, modality_value, presets_for, render_color
+from viewer.render.pipeline import Preset, modality_value, presets_for
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
+from viewer.render.view import ComposeCache, Interpolation, ViewState, compose
 from viewer.ui.viewer.frame_item import FrameItem
 from viewer.ui.viewer.keys import handle_key
 from viewer.ui.viewer.overlay_text import OverlayLabel, ScaleBarWidget, overlay_font, overlay_pixel_size
@@ -93,9 +100,11 @@ class _ImageViewBox(pg.ViewBox):
             ev.accept()
             dy = (ev.screenPos() - ev.lastScreenPos()).y()
             self.scaleBy((math.exp(dy * 0.01), math.exp(dy * 0.01)))
+            vp._user_geometry_changed()
             vp._zoom_changed()
             return
         super().mouseDragEvent(ev, axis)
+        vp._user_geometry_changed()
         vp._zoom_changed()
 
     def mouseClickEvent(self, ev) -> None:
@@ -113,6 +122,7 @@ class _ImageViewBox(pg.ViewBox):
         vp = self._viewport
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
+            vp._user_geometry_changed()
             vp._zoom_changed()
             return
         ev.accept()
@@ -135,16 +145,14 @@ class Viewport(QWidget):
         self.cache = cache
         self.stack: SeriesStack | None = None
         self.index = 0
-        self.voi: Voi | None = None
-        self.invert = False
-        self.presentation_shape: str | None = None
-        self.presentation_lut: LutData | None = None
-        # A presentation state's Modality LUT replaces the image's own for display (PS3.4 N.2).
-        self.presentation_modality: Dataset | None = None
-        self.rotation = 0
-        self.flip_h = False
-        self.flip_v = False
-        self.show_overlays = True
+        # Everything that decides the picture lives in one Qt-free ViewState (render/view.py); the viewport
+        # paints compose(state) and turns input into state changes.
+        self._view = ViewState("")
+        self._presentation: Dataset | None = None  # the loaded dataset of the chosen state (path in _view)
+        self._compose_cache = ComposeCache()
+        self._display: DisplayList | None = None
+        self._geometry_key: tuple | None = None
+        self._state_items: list[QGraphicsItem] = []
         self.tools = MeasurementTools(self)
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self.displayed_index: int | None = None
@@ -152,19 +160,17 @@ class Viewport(QWidget):
         self.order_settled = False  # True once the position order (from a worker) has been applied
         self._moved_since_open = False
         self._frame: np.ndarray | None = None
-        self._lut: DisplayLut | None = None
-        self._lut_key: tuple | None = None
         self._direction = 1
         self._presets: list[Preset] = []
         self._overlay_layers: dict[str, OverlayFactory] = {}
         self._overlay_items: dict[str, list[QGraphicsItem]] = {}
         self._reference_items: list[QGraphicsItem] = []
-        self._overlay_masks: dict[tuple[str, int], np.ndarray] = {}
 
         self.view = pg.GraphicsView(self)
         self.view.setBackground("k")
         self.view_box = _ImageViewBox(self)
         self.view.setCentralItem(self.view_box)
+        self.view_box.sigResized.connect(self._view_resized)
         self.image_item = FrameItem()
         self.view_box.addItem(self.image_item)
         layout = QVBoxLayout(self)
@@ -183,7 +189,6 @@ class Viewport(QWidget):
         self.scale_bar = ScaleBarWidget(self)
         self.scale_bar.set_bar(None)
         self.view_box.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
-        self.smooth = True
         self.set_smooth(True)
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
@@ -259,9 +264,14 @@ class Viewport(QWidget):
         self.scale_bar.move((self.width() - self.scale_bar.width()) // 2, bottom.y() - self.scale_bar.height())
 
     # ----------------------------------------------------------------- interpolation
+    @property
+    def smooth(self) -> bool:
+        return self._view.interpolation is Interpolation.SMOOTH
+
     def set_smooth(self, smooth: bool) -> None:
-        """Bilinear magnification for reading (the default), nearest neighbour to inspect single pixels."""
-        self.smooth = smooth
+        """Bilinear magnification for reading (the default), nearest neighbour to inspect single pixels; kept in
+        the view state, so an export or film of this view interpolates as the screen does."""
+        self._view = self._view.replace(interpolation=Interpolation.SMOOTH if smooth else Interpolation.NEAREST)
         self.view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         self.view.viewport().update()
         self.smooth_changed.emit(self)
@@ -273,14 +283,13 @@ class Viewport(QWidget):
         self.stack = stack
         self.order_settled = False
         self._moved_since_open = False
-        self.voi = None
-        self.invert = False
-        self.rotation, self.flip_h, self.flip_v = 0, False, False
+        self._view = ViewState("", interpolation=self._view.interpolation)
+        self._presentation = None
+        self._compose_cache = ComposeCache()
+        self._display = None
+        self._geometry_key = None
         self._frame = None
-        self._lut = None
-        self._lut_key = None
         self.displayed_index = None
-        self._overlay_masks.clear()
         if stack is None or not len(stack):
             self.image_item.clear()
             for label in [*self.corner_labels.values(), *self.marker_labels.values()]:
@@ -294,8 +303,6 @@ class Viewport(QWidget):
         # the first frame is decoded here so the image appears at once; every other frame comes from workers
         self._frame = self.cache.get_blocking(stack.key(self.index))
         self._show_frame(self.index, self._frame)
-        self._apply_transform()
-        self.fit()
         self._schedule_prefetch()
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
@@ -359,70 +366,162 @@ class Viewport(QWidget):
         assert self.stack is not None
         self._frame = frame
         header = self.stack.header(index)
+        ref = self.stack[index]
         source = self.stack.source(index)
-        if source.is_color:
-            pixels = render_color(frame, invert=self.invert)
-            voi = None
-        else:
-            if self.voi is None:
-                self.voi = default_voi(header)
-                if self.voi is None:
-                    values = modality_value(header, np.array([frame.min(), frame.max()]))
-                    self.voi = min_max_window(values)
-            lut_header = header
-            if self.presentation_modality is not None:
-                lut_header = modality_header(self.presentation_modality, header)
-            lut = self._lut_for(lut_header)
-            pixels = lut(frame)
-            voi = self.voi
-        if self.show_overlays:
-            mask = self._overlay_mask(index)
-            if mask is not None:
-                pixels = pixels.copy()
-                pixels[mask] = 255
-        self.image_item.setImage(pixels)
+        self._view = self._view.replace(path=ref.path, sop_instance_uid=ref.sop_instance_uid or "", frame=ref.frame)
+        try:
+            display = compose(
+                self._view, source=source, stored=frame, presentation=self._presentation, cache=self._compose_cache
+            )
+        except (gsps.PresentationStateError, ValueError, KeyError) as exc:
+            # a state that cannot be applied must not leave the image unseen: show it without the state
+            log.warning("presentation state not applied: %s", exc)
+            display = compose(
+                self._view.replace(presentation=None), source=source, stored=frame, cache=self._compose_cache
+            )
+        self._display = display
+        bitmap = display.image_bitmap if display.image_bitmap is not None else display.bitmap
+        self.image_item.setImage(bitmap)
         first = self.displayed_index is None
         self.displayed_index = index
         self.frames_shown += 1
         if first:
             self._apply_aspect(header)
-        self._update_annotations(header, voi)
+        self._apply_geometry(display)
+        self._draw_state_items(display)
+        self._update_annotations(header, self.voi if not source.is_color else None)
         self.refresh_overlays()
         self._show_measurements_for(index)
         self._draw_reference_lines()
 
-    def _overlay_mask(self, index: int) -> np.ndarray | None:
-        assert self.stack is not None
-        key = self.stack.key(index)
-        if key not in self._overlay_masks:
-            source = self.stack.source(index)
-            overlays = source.overlays(key[1])
-            self._overlay_masks[key] = overlay_mask(overlays, source.rows, source.columns) if overlays else None
-        return self._overlay_masks[key]
+    def _draw_state_items(self, display: DisplayList) -> None:
+        """The state's graphic and text annotations (vector items, image coordinates, over the bitmap)."""
+        from viewer.ui.presentation_items import items_for
 
-    def _lut_for(self, header) -> DisplayLut:
-        key = (
-            tuple(str(header.get(k, "")) for k in _LUT_KEYWORDS),
-            id(header.get("ModalityLUTSequence")),
-            self.voi,
-            self.invert,
-            self.presentation_shape,
-            id(self.presentation_lut),
-        )
-        if self._lut is None or key != self._lut_key:
-            self._lut = build_display_lut(
-                header,
-                self.voi,
-                invert=self.invert,
-                presentation_shape=self.presentation_shape,
-                presentation_lut=self.presentation_lut,
-            )
-            self._lut_key = key
-        return self._lut
+        for item in self._state_items:
+            self._remove_item(item)
+        self._state_items = []
+        if self._presentation is None or not display.items:
+            return
+        view = display.view(1000, 1000)  # DISPLAY units are size-independent once mapped back to the image
+        for item in items_for(display.items, view):
+            item.setParentItem(self.image_item)
+            item.setZValue(10)
+            self._state_items.append(item)
+
+    @property
+    def display_list(self) -> DisplayList | None:
+        """The composition now on screen (its bitmap is what `image_item` shows, transformed)."""
+        return self._display
 
     def rerender(self) -> None:
         if self._frame is not None and self.stack is not None and self.displayed_index is not None:
             self._show_frame(self.displayed_index, self._frame)
+
+    # ----------------------------------------------------------------- the view state
+    def view_state(self) -> ViewState:
+        """The state of this viewport (print, export and the CLI compose it), with the measurements of the
+        image shown as render items."""
+        from viewer.render.gsps_writer import items_from_measurements
+
+        placed = [
+            (p.measurement, self.measurement_label(p.measurement))
+            for p in self.measurements
+            if p.stack_index == self.displayed_index
+        ]
+        # zoom stays None while the view fits the displayed area (a film box then fits it too); a user's
+        # zoom is in this viewport's device pixels (scale it by film size / `view_size()` for another device)
+        state = self._view
+        return state.replace(items=tuple(items_from_measurements(placed))) if placed else state
+
+    def view_size(self) -> tuple[int, int]:
+        """The device size (width, height) the view state's zoom refers to."""
+        return int(self.view_box.width()), int(self.view_box.height())
+
+    def set_view_state(self, state: ViewState) -> None:
+        """Adopt a state's settings (window, transform, zoom/pan, toggles); the image shown stays."""
+        self._view = state.replace(
+            path=self._view.path, sop_instance_uid=self._view.sop_instance_uid, frame=self._view.frame, items=()
+        )
+        self._geometry_key = None
+        self.rerender()
+        self.window_changed.emit(self)
+
+    def _update_view(self, **changes) -> None:
+        self._view = self._view.replace(**changes)
+        self.rerender()
+
+    @property
+    def voi(self) -> Voi | None:
+        """The VOI on screen: the user's, else the state's or the image's default."""
+        if self._view.voi is not None:
+            return self._view.voi
+        lut = self._display.lut if self._display is not None else None
+        return getattr(lut, "voi", None)
+
+    @voi.setter
+    def voi(self, voi: Voi | None) -> None:
+        """Set the user's VOI for the next frame shown (no repaint now; `set_voi` repaints)."""
+        self._view = self._view.replace(voi=voi)
+
+    @property
+    def user_voi(self) -> Voi | None:
+        return self._view.voi
+
+    @property
+    def invert(self) -> bool:
+        return self._view.invert
+
+    @property
+    def rotation(self) -> int:
+        return self._view.rotation
+
+    @property
+    def flip_h(self) -> bool:
+        return self._view.flip_h
+
+    @property
+    def flip_v(self) -> bool:
+        return self._view.flip_v
+
+    @property
+    def show_overlays(self) -> bool:
+        return self._view.show_overlays
+
+    @show_overlays.setter
+    def show_overlays(self, show: bool) -> None:
+        self._view = self._view.replace(show_overlays=bool(show))
+
+    @property
+    def presentation(self) -> Dataset | None:
+        """The presentation state applied to the image shown (None: none, or it does not reference it)."""
+        if self._presentation is None or self._display is None or self._view.presentation is None:
+            return None
+        uid = self._view.sop_instance_uid or str(self._presentation.get("SOPInstanceUID", ""))
+        return self._presentation if gsps.applies_to(self._presentation, uid, self._view.frame) else None
+
+    def set_presentation(
+        self,
+        state: Dataset | None,
+        path: str | None = None,
+        *,
+        superimposed: str | None = None,
+        reset_view: bool = False,
+    ) -> None:
+        """Show through `state` (None: none). The user's window, zoom/pan and transform stay on top unless
+        `reset_view` (the state was chosen explicitly: its own VOI and spatial settings apply once)."""
+        self._presentation = state
+        if state is None:
+            path = None
+        elif path is None:
+            path = str(getattr(state, "filename", "") or f"memory:{state.get('SOPInstanceUID', id(state))}")
+        changes: dict = {"presentation": path, "superimposed": superimposed if state is not None else None}
+        if reset_view:
+            changes.update(voi=None, rotation=0, flip_h=False, flip_v=False, invert=False, zoom=None, pan=None)
+        self._view = self._view.replace(**changes)
+        self._geometry_key = None
+        self.rerender()
+        self.window_changed.emit(self)
 
     # ----------------------------------------------------------------- window / level
     @property
@@ -430,10 +529,8 @@ class Viewport(QWidget):
         return list(self._presets)
 
     def set_voi(self, voi: Voi | None) -> None:
-        if voi is None and self.stack is not None and len(self.stack):
-            voi = default_voi(self.stack.header(self.index))
-        self.voi = voi
-        self.rerender()
+        """The user's VOI (None: back to the state's or the image's own window)."""
+        self._update_view(voi=voi)
         self.window_changed.emit(self)
 
     def apply_preset(self, number: int) -> bool:
@@ -456,26 +553,11 @@ class Viewport(QWidget):
         step = max(current.width / 256.0, 0.5)
         width = max(1.0, current.width + dx * step * 2)
         center = current.center + dy * step
-        self.voi = Window(center, width, current.function if current.function != "" else "LINEAR")
-        self.rerender()
+        self._update_view(voi=Window(center, width, current.function if current.function != "" else "LINEAR"))
         self.window_changed.emit(self)
 
     def set_invert(self, invert: bool) -> None:
-        self.invert = invert
-        self.rerender()
-
-    def set_presentation_shape(self, shape: str | None) -> None:
-        self.presentation_shape = shape
-        self.rerender()
-
-    def set_presentation_lut(self, lut: LutData | None) -> None:
-        self.presentation_lut = lut
-        self.rerender()
-
-    def set_presentation_modality(self, state: Dataset | None) -> None:
-        """Display through `state`'s Modality LUT instead of the image's (None: the image's own again)."""
-        self.presentation_modality = state
-        self.rerender()
+        self._update_view(invert=bool(invert))
 
     # ----------------------------------------------------------------- geometry of the view
     def _apply_aspect(self, header) -> None:
@@ -489,33 +571,67 @@ class Viewport(QWidget):
         self.view_box.setAspectLocked(True, ratio=1.0 / ratio if ratio else 1.0)
 
     def _apply_transform(self) -> None:
-        if self._frame is None:
+        """Place the image item by the composed spatial transformation (state's, then the user's)."""
+        if self._display is None:
             return
-        rows, cols = self._frame.shape[:2]
-        t = QTransform()
-        t.translate(cols / 2, rows / 2)
-        t.rotate(self.rotation)
-        t.scale(-1 if self.flip_h else 1, -1 if self.flip_v else 1)
-        t.translate(-cols / 2, -rows / 2)
-        self.image_item.setTransform(t)
+        m = self._display.spatial.matrix
+        # QTransform maps (x, y) to (m11 x + m21 y + dx, m12 x + m22 y + dy)
+        self.image_item.setTransform(QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]))
+
+    def _apply_geometry(self, display: DisplayList, *, force: bool = False) -> None:
+        """Set the view box to what the composition says (zoom/pan, else the displayed area) when that changed.
+
+        The key holds only what the state decides, so scrolling through a series the user has zoomed keeps
+        the user's zoom and pan, and a state's displayed area applies when it first shows (PS3.3 C.10.4).
+        """
+        width, height = int(self.view_box.width()), int(self.view_box.height())
+        key = (display.spatial, display.area, display.zoom, display.center, width, height)
+        if not force and key == self._geometry_key:
+            return
+        self._geometry_key = key
+        self._apply_transform()
         self._update_markers()
+        if width <= 0 or height <= 0:
+            return
+        inv = np.linalg.inv(display.view(width, height).transformed_matrix)
+        (x0, y0), (x1, y1) = (inv[:2, :2] @ np.array(p, dtype=float) + inv[:2, 2] for p in ((0, 0), (width, height)))
+        self.view_box.setRange(QRectF(x0, y0, x1 - x0, y1 - y0), padding=0.0)
+
+    def _view_resized(self, *_args) -> None:
+        if self._display is not None and self._view.zoom is None:
+            self._apply_geometry(self._display)
+
+    def _user_geometry_changed(self) -> None:
+        """The user zoomed or panned with the mouse: that is now the view's zoom and pan."""
+        if self._display is None:
+            return
+        self._view = self._view.replace(zoom=self.zoom_factor(), pan=self.pan_center())
+        self._display.zoom, self._display.center = self._view.zoom, self._view.pan
+        width, height = int(self.view_box.width()), int(self.view_box.height())
+        d = self._display
+        self._geometry_key = (d.spatial, d.area, d.zoom, d.center, width, height)
 
     def set_rotation(self, degrees: int) -> None:
-        self.rotation = degrees % 360
-        self._apply_transform()
+        self._update_view(rotation=degrees % 360)
 
     def rotate(self) -> None:
-        self.set_rotation(self.rotation + 90)
+        self._view = self._view.rotated(90)
+        self.rerender()
 
     def set_flip(self, horizontal: bool | None = None, vertical: bool | None = None) -> None:
+        changes = {}
         if horizontal is not None:
-            self.flip_h = horizontal
+            changes["flip_h"] = horizontal
         if vertical is not None:
-            self.flip_v = vertical
-        self._apply_transform()
+            changes["flip_v"] = vertical
+        self._update_view(**changes)
 
     def fit(self) -> None:
-        self.view_box.autoRange(padding=0.0)
+        """Back to the displayed area (the whole image without a state), as its size mode says."""
+        self._view = self._view.replace(zoom=None, pan=None)
+        if self._display is not None:
+            self._display.zoom = self._display.center = None
+            self._apply_geometry(self._display, force=True)
         self._zoom_changed()
 
     def zoom_factor(self) -> float:
@@ -524,20 +640,23 @@ class Viewport(QWidget):
         width = self.view_box.width()
         return width / (x1 - x0) if x1 > x0 and width > 0 else 1.0
 
+    def pan_center(self) -> tuple[float, float]:
+        """The image coordinates (before any transformation) at the centre of the view."""
+        centre = self.view_box.viewRect().center()
+        point = self.image_item.mapFromParent(centre)
+        return float(point.x()), float(point.y())
+
     def set_zoom(self, factor: float) -> None:
-        center = self.view_box.viewRect().center()
-        width, height = self.view_box.width() / factor, self.view_box.height() / factor
-        self.view_box.setRange(QRectF(center.x() - width / 2, center.y() - height / 2, width, height), padding=0.0)
+        self._view = self._view.replace(zoom=float(factor), pan=self.pan_center())
+        self.rerender()
         self._zoom_changed()
 
     def actual_size(self) -> None:
         self.set_zoom(1.0)
 
     def set_pan_center(self, col: float, row: float) -> None:
-        rect = self.view_box.viewRect()
-        point = self.image_item.mapToParent(QPointF(col, row))
-        rect.moveCenter(point)
-        self.view_box.setRange(rect, padding=0.0)
+        self._view = self._view.replace(zoom=self.zoom_factor(), pan=(float(col), float(row)))
+        self.rerender()
 
     def _zoom_changed(self) -> None:
         if self.stack is not None and self.displayed_index is not None:
@@ -563,9 +682,15 @@ class Viewport(QWidget):
     def _update_markers(self) -> None:
         if self.stack is None or not len(self.stack):
             return
-        labels = orientation_labels(
-            self.stack.geometry(self.index), flip_h=self.flip_h, flip_v=self.flip_v, rotation=self.rotation
-        )
+        if self._display is not None:
+            # the composed transform rotates, then flips; the labels take the flip first: H·R(r) = R(−r)·H
+            spatial = self._display.spatial
+            rotation = (-spatial.rotation) % 360 if spatial.flip else spatial.rotation
+            labels = orientation_labels(self.stack.geometry(self.index), flip_h=spatial.flip, rotation=rotation)
+        else:
+            labels = orientation_labels(
+                self.stack.geometry(self.index), flip_h=self.flip_h, flip_v=self.flip_v, rotation=self.rotation
+            )
         for name, label in self.marker_labels.items():
             label.setText(labels.get(name, ""))
         self._place_labels()

@@ -33,15 +33,12 @@ def series_thumbnail(store: StudyStore, series_uid: str, size: int = 64) -> np.n
 
 
 def _pipeline_thumbnail() -> Any:
-    """The render pipeline's frame renderer wrapped to make a thumbnail, or None where it is not available."""
-    try:
-        from viewer.render.pipeline import render_frame
-    except ImportError:
-        return None
+    """The view composition (the screen's, with no presentation state) wrapped to make a thumbnail."""
+    from viewer.render.view import ViewState, compose
 
     def thumbnail(path: str, size: int) -> np.ndarray:
-        rendered = render_frame(path, 0)
-        return downsample(np.asarray(rendered.pixels, dtype=np.uint8), size)
+        composed = compose(ViewState(str(path)))
+        return downsample(np.asarray(composed.bitmap, dtype=np.uint8), size)
 
     return thumbnail
 
