@@ -121,7 +121,7 @@ class PrintItem:
     columns: int = 0
     presentation_state_path: str = ""  # a GSPS burned in (shutters, overlays, annotations, transforms)
     header: FilmHeader | None = None  # whose image it is (burned on its box); None: the job's header
-    view: Any = None  # a viewer.render.view.ViewState: the item prints as that viewport composes it
+    view: Any = None  # a viewer.print.views.CapturedView: the item prints as that viewport composes it
 
 
 @dataclass
@@ -228,6 +228,10 @@ Renderer = Callable[[PrintItem, int], PrintPixels]
 
 
 def default_renderer(item: PrintItem, bits: int) -> PrintPixels:
+    if item.view is not None:
+        from viewer.print.views import print_pixels
+
+        return print_pixels(item.view, bits)
     if item.prerendered is not None:
         return item.prerendered if item.prerendered.is_color else to_grayscale(item.prerendered, bits)
     if item.presentation_state_path:

@@ -1,6 +1,9 @@
 """Which images to print: the current image, the selected ones, the whole series or the study's key images.
 
-Builds `PrintItem`s from the store (no Qt), attaching the presentation state to burn in when asked.
+From the viewer (`selection_for_views`), every item carries the viewport's view state, so the film shows what
+the screen shows: the presentation state the user chose, their window, rotation, flips, inversion, zoom and
+pan. `selection_for_series` builds items from the store alone (no viewer; the newest state that applies).
+No Qt.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from viewer.core.model import Instance
 from viewer.core.presentation import default_presentation_state, key_image_series_for_study
 from viewer.core.store import StudyStore
 from viewer.print.job import FilmHeader, PrintItem, header_for_path, items_for_instances
+from viewer.print.views import CapturedView, view_of_image
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +32,14 @@ class PrintSelection:
     title: str = ""
 
     def items(self, scope: str, *, burn_in: bool = False) -> list[PrintItem]:
+        """The items of a scope; without burn-in, views print without annotations and overlays."""
         chosen = [_copy(item) for item in self.scopes.get(scope, [])]
         for item in chosen:
             item.burn_overlays = burn_in
             if not burn_in:
                 item.presentation_state_path = ""
+                if item.view is not None:
+                    item.view = _without_graphics(item.view)
         return chosen
 
     def available(self) -> list[str]:
@@ -50,7 +57,73 @@ def _copy(item: PrintItem) -> PrintItem:
         pixel_spacing_mm=item.pixel_spacing_mm,
         columns=item.columns,
         presentation_state_path=item.presentation_state_path,
+        header=item.header,
+        view=item.view,
     )
+
+
+def _without_graphics(view: CapturedView) -> CapturedView:
+    """The view with its annotations, measurements and overlays hidden (the user's "no burn-in")."""
+    import dataclasses
+
+    from viewer.print.views import without_graphics
+
+    return dataclasses.replace(view, state=without_graphics(view.state))
+
+
+@dataclass(frozen=True)
+class ShownImage:
+    """An image as a viewport shows it: where it is stored, which frame, and the captured view."""
+
+    path: str
+    frame: int
+    sop_instance_uid: str
+    view: CapturedView
+
+
+def selection_for_views(
+    store: StudyStore | None,
+    current: ShownImage,
+    *,
+    series: Sequence[tuple[str, int, str]] = (),
+    shown: Sequence[ShownImage] = (),
+    series_uid: str = "",
+    title: str = "",
+) -> PrintSelection:
+    """Scopes from the viewer: the active viewport's image, every image of its series (path, frame, uid)
+    with the same view settings, the images the visible viewports show, and the study's key images."""
+    header = header_for_path(current.path)
+    current_item = PrintItem(path=current.path, frame=current.frame, view=current.view, header=header)
+    scopes: dict[str, list[PrintItem]] = {"current": [current_item]}
+    if series:
+        scopes["series"] = [
+            PrintItem(path=path, frame=frame, view=view_of_image(current.view, path, uid, frame), header=header)
+            for path, frame, uid in series
+        ]
+    if shown:
+        # Visible viewports may show other patients: each image says whose it is.
+        headers: dict[str, FilmHeader] = {current.path: header}
+        scopes["selected"] = [
+            PrintItem(
+                path=image.path,
+                frame=image.frame,
+                view=image.view,
+                header=headers.setdefault(image.path, header_for_path(image.path)),
+            )
+            for image in shown
+        ]
+    if store is not None:
+        instance = store.instance(current.sop_instance_uid) if current.sop_instance_uid else None
+        study_uid = instance.study_uid if instance is not None else ""
+        if study_uid:
+            key_items, key_instances = key_image_items(store, study_uid)
+            if key_items:
+                scopes["key images"] = key_items
+                _attach_presentation_states(store, {i.path: i for i in key_instances}, {"key images": key_items})
+        if not title and series_uid:
+            found = store.series(series_uid)
+            title = found.series_description if found is not None else ""
+    return PrintSelection(scopes, header, title or "Film")
 
 
 def selection_for_series(

@@ -82,6 +82,10 @@ class MainWindow(QMainWindow):
 
         install_print(self)  # File ▸ Print to film…, Export film sheet to PDF…
 
+        from viewer.ui.export_view import install_export
+
+        install_export(self)  # File ▸ Export view as image…, Copy view (Ctrl+C), Export series as video…
+
         from viewer.ui.network_service import install_network
 
         install_network(self)  # Storage SCP started with the app, its status here, Query/Retrieve dock

@@ -676,34 +676,50 @@ def install_print(window: Any) -> None:
     window.add_menu_action("File", "Export film sheet to P&DF…", lambda: open_print_dialog(window, pdf=True))
 
 
-def _viewer_state(window: Any) -> tuple[str, tuple[str, int] | None, list[tuple[str, int]], Any]:
-    """(series uid, current (uid, frame), images shown in every viewport, the active window/level)."""
+def _open_store_print_dialog(window: Any, *, pdf: bool = False) -> PrintDialog | None:
+    """Printing a series from the store alone, for a viewer without view states (the newest presentation
+    state that applies, the viewport's window)."""
+    from viewer.print.selection import selection_for_series
+
     area = getattr(window, "viewer_area", None)
     active = getattr(area, "active", None)
-    current: tuple[str, int] | None = None
-    voi = None
-    shown: list[tuple[str, int]] = []
-    if active is not None and getattr(active, "stack", None) is not None and len(active.stack):
-        ref = active.stack[active.index]
-        current = (ref.sop_instance_uid, ref.frame)
-        voi = getattr(active, "voi", None)
-    for viewport in getattr(area, "visible_viewports", None) or []:
-        stack = getattr(viewport, "stack", None)
-        if stack is not None and len(stack):
-            ref = stack[viewport.index]
-            shown.append((ref.sop_instance_uid, ref.frame))
-    return getattr(window, "print_series_uid", ""), current, shown, voi
+    series_uid = getattr(window, "print_series_uid", "")
+    if not series_uid or active is None or getattr(active, "stack", None) is None or not len(active.stack):
+        QMessageBox.information(window, "Print", "Open a series in the viewer first.")
+        return None
+    ref = active.stack[active.index]
+    selection = selection_for_series(
+        window.ctx.store, series_uid, current=(ref.sop_instance_uid, ref.frame), window=getattr(active, "voi", None)
+    )
+    dialog = PrintDialog(window.ctx, selection, window, initial_scope="current")
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    if pdf:
+        dialog.choose_pdf()
+    return dialog
 
 
 def open_print_dialog(window: Any, *, pdf: bool = False) -> PrintDialog | None:
-    from viewer.print.selection import selection_for_series
+    """The print dialog for what the viewer shows: each item carries its viewport's view state, so film and
+    PDF show the chosen presentation state, window, rotation, flips, inversion, zoom and pan as on screen."""
+    from viewer.print.selection import selection_for_views
+    from viewer.ui.export_view import shown_image
 
-    series_uid, current, shown, voi = _viewer_state(window)
-    if not series_uid:
-        QMessageBox.information(window, "Print", "Open a series in the viewer first.")
-        return None
-    selection = selection_for_series(window.ctx.store, series_uid, current=current, selected=shown, window=voi)
-    dialog = PrintDialog(window.ctx, selection, window, initial_scope="current" if current else "series")
+    area = getattr(window, "viewer_area", None)
+    active = getattr(area, "active", None)
+    current = shown_image(active) if active is not None else None
+    if current is None:
+        return _open_store_print_dialog(window, pdf=pdf)
+    shown = [image for v in getattr(area, "visible_viewports", None) or [] if (image := shown_image(v)) is not None]
+    series = [(ref.path, ref.frame, ref.sop_instance_uid) for ref in active.stack.slices]
+    selection = selection_for_views(
+        getattr(window.ctx, "store", None),
+        current,
+        series=series,
+        shown=shown,
+        series_uid=getattr(window, "print_series_uid", ""),
+    )
+    dialog = PrintDialog(window.ctx, selection, window, initial_scope="current")
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.show()
     if pdf:
