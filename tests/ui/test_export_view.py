@@ -21,6 +21,7 @@ def window(qtbot, tmp_path: Path, lightbox_home: Path):
     from viewer.ui.main_window import MainWindow
 
     ctx = AppContext.open(lightbox_home)
+    (tmp_path / "ct").mkdir()
     for path in make_ct_series(tmp_path / "ct", 5):
         ctx.store.add_file(path)
     window = MainWindow(ctx)
