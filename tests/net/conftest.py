@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
 from tests.support.peers import Peer, StudyFiles, dcmqrscp, make_study, orthanc
 from viewer.core.settings import LocalNode
 from viewer.core.store import StudyStore
@@ -33,7 +32,7 @@ class ArchiveData:
 @pytest.fixture(scope="session")
 def lightbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lightbox]:
     """Our own Storage SCP on a free loopback port, as the move destination of the archives."""
-    local = LocalNode(ae_title="LIGHTBOX", port=free_port(), bind_address="127.0.0.1")
+    local = LocalNode(ae_title="LIGHTBOX", port=0, bind_address="127.0.0.1")
     store = StudyStore(tmp_path_factory.mktemp("lightbox-store"))
     server = StorageServer(store, local)
     server.start()

@@ -18,7 +18,6 @@ from pynetdicom import AE, build_role
 from pynetdicom.dimse_messages import C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 
-from tests.support.net import free_port
 from viewer.core.settings import LocalNode
 from viewer.core.store import StudyStore
 from viewer.net.acceptor import C_ECHO_RSP as ECHO_RSP_FIELD
@@ -107,7 +106,7 @@ def test_responses_are_split_to_the_requestors_maximum_pdu() -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[StorageServer, list[ScpEvent]]]:
     events: list[ScpEvent] = []
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_associations=2, acse_timeout_s=1.0)
+    local = LocalNode(port=0, bind_address="127.0.0.1", max_associations=2, acse_timeout_s=1.0)
     store = StudyStore(tmp_path / "store")
     with StorageServer(store, local, on_event=events.append) as running:
         yield running, events
@@ -200,7 +199,7 @@ def test_protocol_violations_are_aborted_and_the_server_goes_on(server: tuple[St
 def test_large_objects_are_spooled_to_the_store_not_memory(tmp_path: Path, matching: bool) -> None:
     """Data sets over the spool threshold go to a temp file as they arrive; the result is the same, and a
     refused one leaves nothing behind."""
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_pdu=16384)
+    local = LocalNode(port=0, bind_address="127.0.0.1", max_pdu=16384)
     store = StudyStore(tmp_path / "store")
     server = StorageServer(store, local)
     server.spool_above_bytes = 4096  # CT_small is ~39 KB: spooled after its first PDUs
@@ -240,7 +239,7 @@ def test_large_objects_are_spooled_to_the_store_not_memory(tmp_path: Path, match
 
 
 def test_silent_connections_are_capped_and_the_server_stays_usable(tmp_path: Path) -> None:
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_associations=1, acse_timeout_s=30.0)
+    local = LocalNode(port=0, bind_address="127.0.0.1", max_associations=1, acse_timeout_s=30.0)
     store = StudyStore(tmp_path / "store")
     with StorageServer(store, local) as server:  # room for 2 * 1 + 8 = 10 connections
         # From three loopback addresses, 4 each: under the per-host cap (1 + 4), so the total cap is what acts.

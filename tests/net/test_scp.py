@@ -20,7 +20,6 @@ from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 
-from tests.support.net import free_port
 from tests.support.peers import compress, run_tool, storescu_exact
 from viewer.core.settings import LocalNode, RemoteNode
 from viewer.core.store import StoreFullError, StudyStore
@@ -36,7 +35,7 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 @pytest.fixture
 def scp(tmp_path: Path) -> Iterator[tuple[StorageServer, list[ScpEvent]]]:
     events: list[ScpEvent] = []
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_pdu=16384)
+    local = LocalNode(port=0, bind_address="127.0.0.1", max_pdu=16384)
     store = StudyStore(tmp_path / "store")
     server = StorageServer(store, local, on_event=events.append)
     with server:
@@ -171,7 +170,7 @@ def test_private_sop_class_is_accepted(scp) -> None:
 
 def test_calling_ae_allow_list(tmp_path: Path) -> None:
     local = LocalNode(
-        port=free_port(), bind_address="127.0.0.1", restrict_calling_aes=True, allowed_calling_aes=["GOODSCU"]
+        port=0, bind_address="127.0.0.1", restrict_calling_aes=True, allowed_calling_aes=["GOODSCU"]
     )
     events: list[ScpEvent] = []
     store = StudyStore(tmp_path / "store")
@@ -289,7 +288,7 @@ def test_aborted_association_leaves_no_partial_instance(scp, spooled: bool) -> N
 
 
 def test_object_over_size_limit_is_refused(tmp_path: Path) -> None:
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", max_object_bytes=20_000)
+    local = LocalNode(port=0, bind_address="127.0.0.1", max_object_bytes=20_000)
     store = StudyStore(tmp_path / "store")
     with StorageServer(store, local) as server:
         ae = AE("BIGSCU")
@@ -318,7 +317,7 @@ class _FullStore(StudyStore):
 
 def test_disk_full_answers_a700_and_keeps_the_database_consistent(tmp_path: Path) -> None:
     store = _FullStore(tmp_path / "store")
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1")
+    local = LocalNode(port=0, bind_address="127.0.0.1")
     with StorageServer(store, local) as server:
         assert send(server, ct_dataset()) == 0xA700
         proc = run_tool(

@@ -27,7 +27,6 @@ from pydicom.uid import (
 from pynetdicom import AE
 
 from tests.net.raw_requestor import RawAssociation, c_store_rq, pdata
-from tests.support.net import free_port
 from tests.support.peers import run_tool
 from viewer.core.settings import LocalNode
 from viewer.core.store import StudyStore
@@ -45,7 +44,7 @@ def make_server(tmp_path: Path) -> Iterator:
 
     def start(**settings: object) -> tuple[StorageServer, list[ScpEvent]]:
         events: list[ScpEvent] = []
-        local = LocalNode(port=free_port(), bind_address="127.0.0.1", **settings)  # type: ignore[arg-type]
+        local = LocalNode(port=0, bind_address="127.0.0.1", **settings)  # type: ignore[arg-type]
         store = StudyStore(tmp_path / f"store{len(running)}")
         server = StorageServer(store, local, on_event=events.append)
         server.start()

@@ -18,7 +18,6 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.net.raw_requestor import VERIFICATION, RawAssociation, associate_rq
-from tests.support.net import free_port
 from tests.support.peers import make_study, run_tool
 from viewer.core.settings import LocalNode
 from viewer.core.store import StudyStore
@@ -33,7 +32,7 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 @contextlib.contextmanager
 def scp(tmp_path: Path, **settings: object) -> Iterator[tuple[StorageServer, list[ScpEvent]]]:
     events: list[ScpEvent] = []
-    local = LocalNode(port=free_port(), bind_address="127.0.0.1", **settings)  # type: ignore[arg-type]
+    local = LocalNode(port=0, bind_address="127.0.0.1", **settings)  # type: ignore[arg-type]
     store = StudyStore(tmp_path / "store")
     server = StorageServer(store, local, on_event=events.append)
     server.start()

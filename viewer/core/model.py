@@ -7,6 +7,7 @@ touching pydicom; `index_entry_from_dataset` is the one place that turns a datas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -20,19 +21,31 @@ KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
 PRESENTATION_STATE_PREFIX = "1.2.840.10008.5.1.4.1.1.11."
 
 
-def document_kind(sop_class_uid: str) -> str:
-    """'image', 'sr', 'ko', 'pdf', 'cda' or 'pr' for a SOP Class UID."""
+class DocumentKind(StrEnum):
+    """What a SOP class is to the viewer: which view opens it. A StrEnum, so the index and older callers that
+    hold the plain text ('image', 'sr', …) compare equal."""
+
+    IMAGE = "image"
+    SR = "sr"
+    KO = "ko"
+    PDF = "pdf"
+    CDA = "cda"
+    PR = "pr"
+
+
+def document_kind(sop_class_uid: str) -> DocumentKind:
+    """The `DocumentKind` of a SOP Class UID (anything not a document is an image)."""
     if sop_class_uid == KEY_OBJECT_SELECTION:
-        return "ko"
+        return DocumentKind.KO
     if sop_class_uid.startswith(SR_PREFIX):
-        return "sr"
+        return DocumentKind.SR
     if sop_class_uid == ENCAPSULATED_PDF:
-        return "pdf"
+        return DocumentKind.PDF
     if sop_class_uid == ENCAPSULATED_CDA:
-        return "cda"
+        return DocumentKind.CDA
     if sop_class_uid.startswith(PRESENTATION_STATE_PREFIX):
-        return "pr"
-    return "image"
+        return DocumentKind.PR
+    return DocumentKind.IMAGE
 
 
 @dataclass(frozen=True)

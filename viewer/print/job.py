@@ -1,7 +1,7 @@
 """Print jobs: what to print (frames), how (a preset of film-box / session parameters) and the sheets it makes.
 
 A job is independent of where it goes: the same `FilmSheet`s are sent to a DICOM printer
-(`viewer.net.print_scu`), written to PDF (`viewer.print.pdf`) or drawn in the dialog's preview.
+(`viewer.print.scu`), written to PDF (`viewer.print.pdf`) or drawn in the dialog's preview.
 """
 
 from __future__ import annotations

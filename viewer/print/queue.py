@@ -69,7 +69,7 @@ Listener = Callable[[JobStatus], None]
 def dicom_sender(
     *, calling_ae: str = "LIGHTBOX", ssl_context_for: Callable[[PrinterSettings], object] | None = None
 ) -> Sender:
-    """A sender printing to a DICOM printer through `viewer.net.print_scu`."""
+    """A sender printing to a DICOM printer through `viewer.print.scu`."""
 
     def send(
         printer: PrinterSettings,
@@ -77,7 +77,7 @@ def dicom_sender(
         progress: Callable[[str, float], None],
         event: Callable[[str], None],
     ) -> SendOutcome:
-        from viewer.net.print_scu import print_films
+        from viewer.print.scu import print_films
 
         ssl_context = ssl_context_for(printer) if ssl_context_for is not None and printer.use_tls else None
         result = print_films(

@@ -24,6 +24,7 @@ import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +60,31 @@ GRAYSCALE_PS = "1.2.840.10008.5.1.4.1.1.11.1"
 COLOR_PS = "1.2.840.10008.5.1.4.1.1.11.2"
 PSEUDO_COLOR_PS = "1.2.840.10008.5.1.4.1.1.11.3"
 BLENDING_PS = "1.2.840.10008.5.1.4.1.1.11.4"
-PS_KINDS = {GRAYSCALE_PS: "grayscale", COLOR_PS: "color", PSEUDO_COLOR_PS: "pseudo-color", BLENDING_PS: "blending"}
+
+
+class StateKind(StrEnum):
+    """The four softcopy presentation state IODs this viewer applies (PS3.3 A.33)."""
+
+    GRAYSCALE = "grayscale"
+    COLOR = "color"
+    PSEUDO_COLOR = "pseudo-color"
+    BLENDING = "blending"
+
+
+PS_KINDS = {
+    GRAYSCALE_PS: StateKind.GRAYSCALE,
+    COLOR_PS: StateKind.COLOR,
+    PSEUDO_COLOR_PS: StateKind.PSEUDO_COLOR,
+    BLENDING_PS: StateKind.BLENDING,
+}
 
 
 class PresentationStateError(ValueError):
     """The presentation state cannot be applied to this image."""
 
 
-def ps_kind(ds: Dataset) -> str:
-    return PS_KINDS.get(str(ds.get("SOPClassUID", "")), "grayscale")
+def ps_kind(ds: Dataset) -> StateKind:
+    return PS_KINDS.get(str(ds.get("SOPClassUID", "")), StateKind.GRAYSCALE)
 
 
 # ----------------------------------------------------------------------------- references
@@ -107,7 +124,7 @@ def referenced_images(ds: Dataset) -> list[tuple[str, str, tuple[int, ...]]]:
 
 def applies_to(ds: Dataset, sop_instance_uid: str, frame_index: int = 0) -> bool:
     """Whether the presentation state references this image (and frame)."""
-    if ps_kind(ds) == "blending":
+    if ps_kind(ds) is StateKind.BLENDING:
         for item in ds.get("BlendingSequence", []) or []:
             for series in item.get("ReferencedSeriesSequence", []) or []:
                 for ref in series.get("ReferencedImageSequence", []) or []:
@@ -626,21 +643,21 @@ def presentation_bitmap(
     `output_bits` 12 or 16 gives uint16 grey P-values (film); colour is always 8 bits.
     """
     kind = ps_kind(ps)
-    if kind == "blending":
+    if kind is StateKind.BLENDING:
         raise PresentationStateError("a blending state needs two images: use apply_blending")
     header = source.frame_header(frame_index)
     uid = str(header.get("SOPInstanceUID", ""))
     frame = stored if stored is not None else source.frame(frame_index)
     icc_applied = False
     out_max = 255
-    if kind == "grayscale":
+    if kind is StateKind.GRAYSCALE:
         if source.is_color:
             raise PresentationStateError("a grayscale presentation state cannot be applied to a colour image")
         if lut is None:
             lut = grayscale_lut(ps, header, uid, frame_index, voi=voi, invert=invert, output_bits=output_bits)
         bitmap: np.ndarray = apply_lut(frame, lut)
         out_max = lut.max_output
-    elif kind == "pseudo-color":
+    elif kind is StateKind.PSEUDO_COLOR:
         if lut is None:
             lut = pseudo_color_table(ps, header, uid, frame_index, voi=voi)
         bitmap = apply_rgb_table(frame, lut)
@@ -673,7 +690,7 @@ def presentation_bitmap(
     shutter = shutter_mask(ps, source, frame_index) if show_shutters else None
     if shutter is not None:
         grey, rgb = shutter_color(ps)
-        if bitmap.ndim == 2 and "ShutterPresentationColorCIELabValue" in ps and kind != "grayscale":
+        if bitmap.ndim == 2 and "ShutterPresentationColorCIELabValue" in ps and kind is not StateKind.GRAYSCALE:
             bitmap = np.repeat(bitmap[:, :, None], 3, axis=2)
         if bitmap.ndim == 2 and out_max != 255:
             grey = round(grey * out_max / 255)

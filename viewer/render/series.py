@@ -145,11 +145,11 @@ class SeriesStack:
         The index keeps Image Position/Orientation (Patient) so that the reading order is known before the first
         image is decoded; rows without them (older index) leave the order to `position_order` (header reads).
         """
-        from viewer.core.model import document_kind
+        from viewer.core.model import DocumentKind, document_kind
 
         slices: list[SliceRef] = []
         for inst in instances:
-            if document_kind(inst.sop_class_uid) != "image" or not inst.rows:
+            if document_kind(inst.sop_class_uid) is not DocumentKind.IMAGE or not inst.rows:
                 continue
             frames = max(1, inst.frames)
             # an instance's indexed plane is its first frame's: only single-frame rows can use it

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.core.model import Series, Study
+from viewer.core.model import DocumentKind, Series, Study
 from viewer.core.store import StudyQuery, StudyStore
 from viewer.ui.workers import StoreEvents, run_in_background
 
@@ -231,7 +231,7 @@ class StudyBrowser(QWidget):
     def _series_item(self, series: Series) -> QTreeWidgetItem:
         number = "" if series.series_number is None else f"#{series.series_number} "
         label = f"{number}{series.series_description or series.modality or 'series'}"
-        if series.kind != "image":
+        if series.kind != DocumentKind.IMAGE:
             label += f" [{series.kind.upper()}]"
         item = QTreeWidgetItem(["", "", _format_date(series.series_date), series.modality, label, "", ""])
         item.setText(0, label)
@@ -239,7 +239,7 @@ class StudyBrowser(QWidget):
         item.setData(0, ROLE_KIND, "series")
         item.setData(0, ROLE_UID, series.series_uid)
         self._series_items[series.series_uid] = item
-        if series.kind == "image":
+        if series.kind == DocumentKind.IMAGE:
             self._request_thumbnail(series.series_uid)
         return item
 

@@ -273,7 +273,7 @@ class PrinterSettingsWidget(QWidget):
 
     def check_printer(self) -> None:
         """Printer N-GET in the background; the answer (status explained) is shown under the list."""
-        from viewer.net.print_scu import query_printer_status
+        from viewer.print.scu import query_printer_status
 
         self._store_current()
         if not (0 <= self._current < len(self._printers)):

@@ -20,6 +20,7 @@ drag on the selected one moves it, a drag on one of its handles edits that point
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
@@ -51,8 +52,19 @@ if TYPE_CHECKING:
 
 Point = tuple[float, float]
 
-MEASURE_TOOLS = ("none", "distance", "angle", "ellipse", "rectangle")
-DRAG_TOOLS = ("distance", "ellipse", "rectangle")
+
+class MeasureTool(StrEnum):
+    """The left button's tool; NONE pans. A StrEnum, so menu actions may still name a tool by its text."""
+
+    NONE = "none"
+    DISTANCE = "distance"
+    ANGLE = "angle"
+    ELLIPSE = "ellipse"
+    RECTANGLE = "rectangle"
+
+
+MEASURE_TOOLS = tuple(MeasureTool)
+DRAG_TOOLS = (MeasureTool.DISTANCE, MeasureTool.ELLIPSE, MeasureTool.RECTANGLE)  # drawn from the press
 PICK_RADIUS = 6.0  # screen pixels within which a click or a press picks a measurement or a handle
 HANDLE_SIZE = 7.0  # screen pixels
 
@@ -77,7 +89,7 @@ def _remove(item: QGraphicsItem) -> None:
 class MeasurementTools:
     def __init__(self, viewport: Viewport) -> None:
         self.viewport = viewport
-        self.tool = "none"
+        self.tool = MeasureTool.NONE
         self.measurements: list[PlacedMeasurement] = []
         self.selected: PlacedMeasurement | None = None
         self._pending: list[Point] = []  # angle points clicked so far
@@ -89,9 +101,7 @@ class MeasurementTools:
 
     # ----------------------------------------------------------------- model
     def set_tool(self, tool: str) -> None:
-        if tool not in MEASURE_TOOLS:
-            raise ValueError(tool)
-        self.tool = tool
+        self.tool = MeasureTool(tool)  # ValueError for a name that is not a tool
         self.cancel_pending()
 
     def add(self, measurement: Measurement) -> PlacedMeasurement:
@@ -220,7 +230,7 @@ class MeasurementTools:
     def click(self, ev) -> bool:
         """A left-button click; True when a tool handles it."""
         point = self._image_point(ev.scenePos())
-        if self.tool == "angle" and (self._pending or self.hit(point) is None):
+        if self.tool is MeasureTool.ANGLE and (self._pending or self.hit(point) is None):
             self._angle_click(point)
             return True
         hit = self.hit(point)
@@ -228,7 +238,7 @@ class MeasurementTools:
         return hit is not None
 
     def hover(self, point: Point) -> None:
-        if self.tool == "angle" and self._pending and self._preview:
+        if self.tool is MeasureTool.ANGLE and self._pending and self._preview:
             line = self._preview[0]
             if isinstance(line, QGraphicsLineItem):
                 anchor = self._pending[-1]
@@ -254,9 +264,9 @@ class MeasurementTools:
         self._preview = items
 
     def _measurement_between(self, a: Point, b: Point) -> Measurement:
-        if self.tool == "distance":
+        if self.tool is MeasureTool.DISTANCE:
             return Distance(a, b)
-        if self.tool == "ellipse":
+        if self.tool is MeasureTool.ELLIPSE:
             return EllipseRoi(((a[0] + b[0]) / 2, (a[1] + b[1]) / 2), (abs(b[0] - a[0]) / 2, abs(b[1] - a[1]) / 2))
         return RectangleRoi(a, b)
 

@@ -10,10 +10,10 @@ from pypdf import PdfReader
 
 from tests.support.printer import PrintServer
 from viewer.core.settings import PrinterSettings
-from viewer.net.print_scu import PrintFailed, print_films
 from viewer.print.job import FilmHeader, PrintJob, PrintPreset, items_for_frames
 from viewer.print.pdf import write_pdf
 from viewer.print.queue import JobState, PrintQueue, dicom_sender
+from viewer.print.scu import PrintFailed, print_films
 
 pytestmark = pytest.mark.network
 
