@@ -169,9 +169,7 @@ def test_private_sop_class_is_accepted(scp) -> None:
 
 
 def test_calling_ae_allow_list(tmp_path: Path) -> None:
-    local = LocalNode(
-        port=0, bind_address="127.0.0.1", restrict_calling_aes=True, allowed_calling_aes=["GOODSCU"]
-    )
+    local = LocalNode(port=0, bind_address="127.0.0.1", restrict_calling_aes=True, allowed_calling_aes=["GOODSCU"])
     events: list[ScpEvent] = []
     store = StudyStore(tmp_path / "store")
     with StorageServer(store, local, on_event=events.append) as server:

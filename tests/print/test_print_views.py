@@ -43,16 +43,39 @@ def window(qtbot, tmp_path: Path, lightbox_home: Path):
     ctx.store.close()
 
 
-def screen_pixels(viewport) -> np.ndarray:
+def screen_pixels(viewport, presentation=None) -> np.ndarray:
     """The viewport's composed view, grey 8 bit (the film is grayscale)."""
+    from viewer.render.displaylist import rasterize
     from viewer.render.view import compose
 
-    from viewer.render.displaylist import rasterize
-    from viewer.ui.export_view import _paint_size
-
-    width, height = _paint_size(viewport)
-    rgb = rasterize(compose(viewport.view_state()), width, height)
+    width, height = viewport.view_size()
+    state = viewport.view_state()
+    if presentation is not None:
+        state = state.replace(presentation=str(presentation))
+    rgb = rasterize(compose(state, presentation=None if presentation else viewport.presentation), width, height)
     return rgb[:, :, 0].astype(np.uint16)
+
+
+def _state_for(image: Path, out: Path, center: float, width: float, shutter: tuple[int, int, int, int]) -> Path:
+    """A grayscale presentation state for `image` (made by DCMTK dcmpsmk) with its own window and shutter."""
+    import subprocess
+
+    from tests.support.net import require_tool
+
+    subprocess.run([require_tool("dcmpsmk"), "-q", str(image), str(out)], check=True, timeout=60)
+    ps = pydicom.dcmread(out)
+    voi = pydicom.Dataset()
+    voi.WindowCenter, voi.WindowWidth = center, width
+    voi.ReferencedImageSequence = ps.ReferencedSeriesSequence[0].ReferencedImageSequence
+    ps.SoftcopyVOILUTSequence = [voi]
+    ps.ShutterShape = "RECTANGULAR"
+    ps.ShutterLeftVerticalEdge, ps.ShutterRightVerticalEdge, ps.ShutterUpperHorizontalEdge = shutter[:3]
+    ps.ShutterLowerHorizontalEdge = shutter[3]
+    ps.ShutterPresentationValue = 0xFFFF
+    ps.SOPInstanceUID = pydicom.uid.generate_uid()
+    ps.file_meta.MediaStorageSOPInstanceUID = ps.SOPInstanceUID
+    ps.save_as(out, enforce_file_format=True)
+    return out
 
 
 @pytest.mark.network
@@ -65,7 +88,17 @@ def test_film_is_the_viewport_as_composed_with_the_patient_identification(
     from viewer.ui.print_dialog import PrintDialog, open_print_dialog
 
     viewport = window.viewer_area.active
+    image = Path(viewport.stack[viewport.index].path)
+    # Two states for the image: the store's newest one (what print used to take) and the one the reader
+    # chooses in the viewer, with another window and shutter.
+    chosen = _state_for(image, window.ctx.home / "chosen.dcm", 40, 80, (2, 50, 3, 60))
+    newest = _state_for(image, window.ctx.home / "newest.dcm", 0, 4000, (10, 30, 10, 30))
+    window.ctx.store.add_file(chosen)
+    window.ctx.store.add_file(newest)
+    viewport.set_presentation(pydicom.dcmread(chosen), str(chosen), reset_view=True)
+    assert viewport.presentation is not None
     before = screen_pixels(viewport)
+    assert not np.array_equal(before, screen_pixels(viewport, newest))
     # The reading state a film used to lose: rotation, flip, inversion and the user's window.
     viewport.set_rotation(90)
     viewport.set_flip(horizontal=True)

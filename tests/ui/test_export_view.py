@@ -45,11 +45,9 @@ def window(qtbot, tmp_path: Path, lightbox_home: Path):
 
 
 def composed(viewport) -> np.ndarray:
-    """What the viewport paints: its view state composed at its size."""
-    from viewer.ui.export_view import _paint_size
-
-    width, height = _paint_size(viewport)
-    return rasterize(compose(viewport.view_state()), width, height)[:, :, :3]
+    """What the viewport paints: its view state composed at the size its zoom refers to."""
+    width, height = viewport.view_size()
+    return rasterize(compose(viewport.view_state(), presentation=viewport.presentation), width, height)[:, :, :3]
 
 
 def test_export_view_as_png_holds_the_composed_pixels(qtbot, window, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from viewer.print.render import (
     to_rgb,
     with_identification,
 )
+from viewer.print.views import CapturedView, print_pixels
 
 MEDIUM_TYPES = ("BLUE FILM", "CLEAR FILM", "MAMMO BLUE FILM", "MAMMO CLEAR FILM", "PAPER")
 FILM_DESTINATIONS = ("PROCESSOR", "MAGAZINE", "BIN_1", "BIN_2")
@@ -121,7 +122,7 @@ class PrintItem:
     columns: int = 0
     presentation_state_path: str = ""  # a GSPS burned in (shutters, overlays, annotations, transforms)
     header: FilmHeader | None = None  # whose image it is (burned on its box); None: the job's header
-    view: Any = None  # a viewer.print.views.CapturedView: the item prints as that viewport composes it
+    view: CapturedView | None = None  # the item prints as that viewport composes it
 
 
 @dataclass
@@ -229,8 +230,6 @@ Renderer = Callable[[PrintItem, int], PrintPixels]
 
 def default_renderer(item: PrintItem, bits: int) -> PrintPixels:
     if item.view is not None:
-        from viewer.print.views import print_pixels
-
         return print_pixels(item.view, bits)
     if item.prerendered is not None:
         return item.prerendered if item.prerendered.is_color else to_grayscale(item.prerendered, bits)

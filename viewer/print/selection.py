@@ -16,7 +16,7 @@ from viewer.core.model import Instance
 from viewer.core.presentation import default_presentation_state, key_image_series_for_study
 from viewer.core.store import StudyStore
 from viewer.print.job import FilmHeader, PrintItem, header_for_path, items_for_instances
-from viewer.print.views import CapturedView, view_of_image
+from viewer.print.views import CapturedView, view_of_image, without_graphics
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class PrintSelection:
             if not burn_in:
                 item.presentation_state_path = ""
                 if item.view is not None:
-                    item.view = _without_graphics(item.view)
+                    item.view = without_graphics(item.view)
         return chosen
 
     def available(self) -> list[str]:
@@ -60,15 +60,6 @@ def _copy(item: PrintItem) -> PrintItem:
         header=item.header,
         view=item.view,
     )
-
-
-def _without_graphics(view: CapturedView) -> CapturedView:
-    """The view with its annotations, measurements and overlays hidden (the user's "no burn-in")."""
-    import dataclasses
-
-    from viewer.print.views import without_graphics
-
-    return dataclasses.replace(view, state=without_graphics(view.state))
 
 
 @dataclass(frozen=True)

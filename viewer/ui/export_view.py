@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence
@@ -21,29 +21,27 @@ from viewer.print.selection import ShownImage
 from viewer.print.views import CapturedView, view_of_image, view_pixels
 from viewer.ui.workers import Worker, run_in_background
 
+if TYPE_CHECKING:
+    from viewer.ui.viewer.viewport import Viewport
+
 log = logging.getLogger(__name__)
 
 
-def shown_image(viewport: Any) -> ShownImage | None:
-    """What `viewport` shows now (image, frame, its view state and size), or None when it is empty."""
-    stack = getattr(viewport, "stack", None)
-    if stack is None or not len(stack) or not hasattr(viewport, "view_state"):
+def shown_image(viewport: Viewport | None) -> ShownImage | None:
+    """What `viewport` shows now (image, frame, its view state, the state's dataset and the size its zoom
+    refers to), or None when it is empty."""
+    if viewport is None or viewport.stack is None or not len(viewport.stack):
         return None
-    ref = stack[viewport.index]
-    width, height = _paint_size(viewport)
-    view = CapturedView(viewport.view_state(), width, height)
+    ref = viewport.stack[viewport.index]
+    width, height = viewport.view_size()
+    view = CapturedView(viewport.view_state(), max(1, width), max(1, height), viewport.presentation)
     return ShownImage(ref.path, ref.frame, ref.sop_instance_uid, view)
 
 
-def _paint_size(viewport: Any) -> tuple[int, int]:
-    """Device pixels the viewport paints its image into."""
-    size = viewport.size()
-    return max(1, size.width()), max(1, size.height())
-
-
-def series_views(viewport: Any, current: ShownImage) -> list[CapturedView]:
+def series_views(viewport: Viewport, current: ShownImage) -> list[CapturedView]:
     """Every image of the viewport's series with the viewport's view settings, in stack order."""
     stack = viewport.stack
+    assert stack is not None
     return [view_of_image(current.view, ref.path, ref.sop_instance_uid, ref.frame) for ref in stack.slices]
 
 
@@ -122,7 +120,7 @@ def export_series_video(window: Any, path: str | Path | None = None, *, fps: flo
     if target.suffix.lower() != ".mp4":
         target = target.with_suffix(".mp4")
     views = series_views(viewport, current)
-    rate = float(fps or getattr(viewport, "cine_fps", 0) or 10.0)
+    rate = float(fps or viewport.cine_fps or 10.0)
 
     def frames() -> Iterator[np.ndarray]:
         for view in views:
