@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -279,10 +279,15 @@ class PrintJob:
                 sizes.append(None)
                 identification.append([])
                 continue
-            pixels = self._colour_policy(renderer(item, self.preset.bits))
             _, _, box_w, box_h = box.pixels(film_w, film_h)
             lines = (item.header or self.header).identification() if self.preset.identify_patient else []
             box_h = max(1, box_h - identification_strip_height(lines, font_px))
+            if item.view is not None:
+                # A viewport's view is composed at the box's own resolution (its aspect ratio, its zoom
+                # scaled to the box), not an enlarged screen grab; the resize below is then a no-op.
+                view_w, view_h = fit_size(item.view.width, item.view.height, box_w, box_h)
+                item = replace(item, view=item.view.at_size(view_w, view_h))
+            pixels = self._colour_policy(renderer(item, self.preset.bits))
             requested_mm: float | None = None
             target_w, target_h = fit_size(pixels.width, pixels.height, box_w, box_h)
             if self.preset.requested_image_size and item.pixel_spacing_mm and item.view is None:

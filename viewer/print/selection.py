@@ -16,7 +16,7 @@ from viewer.core.model import Instance
 from viewer.core.presentation import default_presentation_state, key_image_series_for_study
 from viewer.core.store import StudyStore
 from viewer.print.job import FilmHeader, PrintItem, header_for_path, items_for_instances
-from viewer.print.views import CapturedView, view_of_image, without_graphics
+from viewer.print.views import CapturedView
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class PrintSelection:
             if not burn_in:
                 item.presentation_state_path = ""
                 if item.view is not None:
-                    item.view = without_graphics(item.view)
+                    item.view = item.view.without_graphics()
         return chosen
 
     def available(self) -> list[str]:
@@ -76,20 +76,20 @@ def selection_for_views(
     store: StudyStore | None,
     current: ShownImage,
     *,
-    series: Sequence[tuple[str, int, str]] = (),
+    series: Sequence[ShownImage] = (),
     shown: Sequence[ShownImage] = (),
     series_uid: str = "",
     title: str = "",
 ) -> PrintSelection:
-    """Scopes from the viewer: the active viewport's image, every image of its series (path, frame, uid)
-    with the same view settings, the images the visible viewports show, and the study's key images."""
+    """Scopes from the viewer: the active viewport's image, every image of its series with the viewport's
+    view settings (`CapturedView.on_image`), the images the visible viewports show, and the study's key
+    images (from the store: the newest state that applies, as no viewport shows them)."""
     header = header_for_path(current.path)
     current_item = PrintItem(path=current.path, frame=current.frame, view=current.view, header=header)
     scopes: dict[str, list[PrintItem]] = {"current": [current_item]}
     if series:
         scopes["series"] = [
-            PrintItem(path=path, frame=frame, view=view_of_image(current.view, path, uid, frame), header=header)
-            for path, frame, uid in series
+            PrintItem(path=image.path, frame=image.frame, view=image.view, header=header) for image in series
         ]
     if shown:
         # Visible viewports may show other patients: each image says whose it is.

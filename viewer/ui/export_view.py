@@ -8,17 +8,18 @@ line, or a QImage for the clipboard). The same capture feeds printing (`viewer.u
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
-from viewer.export.image import ExportError, write_image, write_video
+from viewer.core.tasks import CancelToken, ProgressCallback
+from viewer.export.image import ExportError, write_image
 from viewer.print.selection import ShownImage
-from viewer.print.views import CapturedView, view_of_image, view_pixels
+from viewer.print.views import CapturedView, view_pixels, write_series_video
 from viewer.ui.workers import Worker, run_in_background
 
 if TYPE_CHECKING:
@@ -38,11 +39,34 @@ def shown_image(viewport: Viewport | None) -> ShownImage | None:
     return ShownImage(ref.path, ref.frame, ref.sop_instance_uid, view)
 
 
-def series_views(viewport: Viewport, current: ShownImage) -> list[CapturedView]:
-    """Every image of the viewport's series with the viewport's view settings, in stack order."""
+def series_images(viewport: Viewport, current: ShownImage) -> list[ShownImage]:
+    """Every image of the viewport's series with the viewport's view settings, in stack order; each image
+    carries its own measurements (they belong to the image they were drawn on)."""
+    from viewer.render.gsps_writer import items_from_measurements
+
     stack = viewport.stack
     assert stack is not None
-    return [view_of_image(current.view, ref.path, ref.sop_instance_uid, ref.frame) for ref in stack.slices]
+    by_index: dict[int, list] = {}
+    for placed in viewport.measurements:
+        by_index.setdefault(placed.stack_index, []).append(
+            (placed.measurement, viewport.measurement_label(placed.measurement))
+        )
+    return [
+        ShownImage(
+            ref.path,
+            ref.frame,
+            ref.sop_instance_uid,
+            current.view.on_image(
+                ref.path, ref.sop_instance_uid, ref.frame, tuple(items_from_measurements(by_index.get(index, [])))
+            ),
+        )
+        for index, ref in enumerate(stack.slices)
+    ]
+
+
+def series_views(viewport: Viewport, current: ShownImage) -> list[CapturedView]:
+    """The views of `series_images` (video export)."""
+    return [image.view for image in series_images(viewport, current)]
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -121,17 +145,36 @@ def export_series_video(window: Any, path: str | Path | None = None, *, fps: flo
         target = target.with_suffix(".mp4")
     views = series_views(viewport, current)
     rate = float(fps or viewport.cine_fps or 10.0)
+    # Composing and encoding run on a worker; the dialog shows how far it is and its Cancel stops the
+    # worker at the next frame (the half-written file is removed).
+    dialog = QProgressDialog(f"Exporting {len(views)} images to {target.name}…", "Cancel", 0, len(views), window)
+    dialog.setWindowTitle("Export series as video")
+    dialog.setWindowModality(Qt.WindowModality.WindowModal)
+    dialog.setMinimumDuration(500)
+    dialog.setAutoClose(False)
+    dialog.setAutoReset(False)
+    window.video_progress = dialog  # kept while the export runs (tests read it)
 
-    def frames() -> Iterator[np.ndarray]:
-        for view in views:
-            yield view_pixels(view)
+    def job(cancel: CancelToken, progress: ProgressCallback) -> int:
+        return write_series_video(target, views, fps=rate, cancel=cancel, progress=progress)
+
+    def finished() -> None:
+        dialog.close()
+        dialog.deleteLater()
+        if getattr(window, "video_progress", None) is dialog:
+            window.video_progress = None
 
     _status(window, f"Exporting {len(views)} images to {target.name}…")
-    return run_in_background(
-        lambda: write_video(target, frames(), fps=rate),
+    worker = run_in_background(
+        job,
         on_result=lambda count: _status(window, f"Saved {count} frames to {target}"),
         on_error=lambda exc: _failed(window, "Export video", exc),
+        on_progress=lambda done: dialog.setValue(done.done),
+        on_cancelled=lambda: _status(window, "Video export cancelled"),
+        on_finished=finished,
     )
+    dialog.canceled.connect(worker.cancel)
+    return worker
 
 
 def _failed(window: Any, what: str, exc: BaseException) -> None:

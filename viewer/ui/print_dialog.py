@@ -703,7 +703,7 @@ def open_print_dialog(window: Any, *, pdf: bool = False) -> PrintDialog | None:
     """The print dialog for what the viewer shows: each item carries its viewport's view state, so film and
     PDF show the chosen presentation state, window, rotation, flips, inversion, zoom and pan as on screen."""
     from viewer.print.selection import selection_for_views
-    from viewer.ui.export_view import shown_image
+    from viewer.ui.export_view import series_images, shown_image
 
     area = getattr(window, "viewer_area", None)
     active = getattr(area, "active", None)
@@ -711,7 +711,7 @@ def open_print_dialog(window: Any, *, pdf: bool = False) -> PrintDialog | None:
     if current is None:
         return _open_store_print_dialog(window, pdf=pdf)
     shown = [image for v in getattr(area, "visible_viewports", None) or [] if (image := shown_image(v)) is not None]
-    series = [(ref.path, ref.frame, ref.sop_instance_uid) for ref in active.stack.slices]
+    series = series_images(active, current)
     selection = selection_for_views(
         getattr(window.ctx, "store", None),
         current,
