@@ -92,11 +92,17 @@ def _need_image(window: QWidget, what: str) -> ShownImage | None:
     return current
 
 
-def export_view_image(window: Any, path: str | Path | None = None) -> Worker | None:
-    """Write the active view to PNG or JPEG (asked for when `path` is None); returns the worker."""
+def export_view_image(
+    window: Any, path: str | Path | None = None, *, size: tuple[int, int] | None = None
+) -> Worker | None:
+    """Write the active view to PNG or JPEG (asked for when `path` is None); returns the worker.
+
+    `size` (width, height) exports the view re-targeted to that many pixels (`CapturedView.at_size`: the
+    same part of the image, a user zoom scaled with the size); None keeps the viewport's size."""
     current = _need_image(window, "Export view")
     if current is None:
         return None
+    view = current.view if size is None else current.view.at_size(*size)
     if path is None:
         chosen, _ = QFileDialog.getSaveFileName(
             window, "Export view as image", "view.png", "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
@@ -107,7 +113,7 @@ def export_view_image(window: Any, path: str | Path | None = None) -> Worker | N
     target = Path(path)
     _status(window, f"Exporting the view to {target.name}…")
     return run_in_background(
-        lambda: write_image(target, view_pixels(current.view)),
+        lambda: write_image(target, view_pixels(view)),
         on_result=lambda written: _status(window, f"Saved the view to {written}"),
         on_error=lambda exc: _failed(window, "Export view", exc),
     )
