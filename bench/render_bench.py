@@ -8,11 +8,17 @@ On a generated 500-slice 512×512 CT (in a temporary store):
 * peak RSS and the frame cache's bytes against the series' 16-bit pixel size,
 * a 2×2 layout: four generated CT series (--series-2x2-slices each) scrolled together, cached, with a window
   change on every frame; fps per viewport (each of the four advances one frame per step),
-* a peer figure measured in the same run: DCMTK dcmj2pnm rendering the same slices to PGM, per frame.
+* peers measured in the same run, so ratios can be quoted on a noisy machine: a plain LUT path (the same
+  cached frames, a window table built per step over the stored range, `np.take`, a pyqtgraph ImageItem in a
+  plain GraphicsView of the same size; 2×2: four of them in one grid) for first image, cached scroll with W/L
+  and 2×2; DCMTK dcmj2pnm rendering the same slices to PGM, per frame.
 
-Targets (2-core machine): first image < 300 ms, ≥ 60 fps cached scrolling, ≥ 30 fps cine, ≥ 60 fps per viewport
-in 2×2. `--quick` runs everything on tiny series (a smoke run: its figures mean nothing).
-Run: .venv/bin/python bench/render_bench.py [--slices 500] [--keep DIR] [--quick]
+Each timed figure is the median of --repeat runs. Every step of ours and of the peer costs one paint
+(the event loop's, else a synchronous one); both magnify bilinearly (the viewer's display default).
+Targets (issue 15, 512² 16-bit CT): first image ≤ 25 ms, cached scroll with a W/L change per step ≥ 120 fps,
+2×2 with four series scrolling together ≥ 60 fps each; cine ≥ 30 fps.
+`--quick` runs everything on tiny series (a smoke run: its figures mean nothing).
+Run: QT_QPA_PLATFORM=offscreen .venv/bin/python bench/render_bench.py [--slices 500] [--repeat 5] [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from PySide6.QtCore import QEvent, QObject
 
 from viewer.core.settings import Settings
 from viewer.core.store import StudyStore
@@ -124,9 +132,37 @@ def _wait_shown(app, viewport, index: int, timeout: float = 10.0) -> None:
         time.sleep(0.0005)
 
 
-def _paint(app, viewport) -> None:
-    viewport.view.viewport().repaint()
+class _PaintCounter(QObject):
+    """Counts paint events of the widgets it is installed on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+_COUNTERS: dict[int, _PaintCounter] = {}
+
+
+def paint_once(app, widget) -> None:
+    """Let the event loop dispatch the scene's updates and paint, as it does on screen; paint synchronously only
+    when it did not (so every step of ours and of the peer costs exactly one paint)."""
+    counter = _COUNTERS.get(id(widget))
+    if counter is None:
+        counter = _COUNTERS[id(widget)] = _PaintCounter()
+        widget.installEventFilter(counter)
+    before = counter.count
     app.processEvents()
+    if counter.count == before:
+        widget.repaint()
+
+
+def _paint(app, viewport) -> None:
+    paint_once(app, viewport.view.viewport())
 
 
 def scroll(app, viewport, *, with_window: bool) -> float:
@@ -171,9 +207,109 @@ def scroll_2x2(app, area, viewports, *, with_window: bool) -> float:
             v.set_index(i)
         for v in viewports:
             _wait_shown(app, v, i)
-        area.grid_widget.repaint()
-        app.processEvents()
+        for v in viewports:
+            paint_once(app, v.view.viewport())
     return n / (time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------------- the plain peer
+class PlainPeer:
+    """The plain LUT path: a window table over the stored range, `np.take`, one pyqtgraph ImageItem per tile."""
+
+    def __init__(self, tiles: int, size: tuple[int, int]) -> None:
+        import pyqtgraph as pg
+        from PySide6.QtGui import QPainter
+
+        self.view = pg.GraphicsView()
+        self.view.setBackground("k")
+        # bilinear magnification, as the viewer's display default (nearest neighbour costs less)
+        self.view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        layout = pg.GraphicsLayout()
+        self.view.setCentralItem(layout)
+        self.items: list = []
+        columns = 2 if tiles > 1 else 1
+        for k in range(tiles):
+            box = layout.addViewBox(row=k // columns, col=k % columns, lockAspect=True, invertY=True)
+            box.setMenuEnabled(False)
+            item = pg.ImageItem(axisOrder="row-major")
+            box.addItem(item)
+            self.items.append((box, item))
+        self.view.resize(*size)
+        self.view.show()
+
+    @staticmethod
+    def table(header, center: float, width: float, lo: int, hi: int) -> np.ndarray:
+        values = np.arange(lo, hi + 1, dtype=np.float32) * float(header.get("RescaleSlope", 1)) + float(
+            header.get("RescaleIntercept", 0)
+        )
+        scaled = ((values - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+        return np.clip(scaled, 0, 255).astype(np.uint8)
+
+    def show(self, tile: int, frame: np.ndarray, table: np.ndarray, lo: int) -> None:
+        box, item = self.items[tile]
+        pixels = np.take(table, frame.astype(np.int32) - lo)
+        first = item.image is None
+        item.setImage(pixels, autoLevels=False, levels=None)
+        if first:
+            box.autoRange(padding=0)
+
+    def paint(self, app) -> None:
+        paint_once(app, self.view.viewport())
+
+    def close(self) -> None:
+        self.view.close()
+
+
+def peer_first_image(app, path: str, size: tuple[int, int]) -> float:
+    """Read one file (pydicom), window it by its own Window Center/Width, show it: milliseconds."""
+    import pydicom
+
+    t0 = time.perf_counter()
+    ds = pydicom.dcmread(path)
+    frame = ds.pixel_array
+    lo, hi = int(frame.min()), int(frame.max())
+    peer = PlainPeer(1, size)
+    peer.show(0, frame, PlainPeer.table(ds, float(ds.WindowCenter), float(ds.WindowWidth), lo, hi), lo)
+    peer.paint(app)
+    ms = (time.perf_counter() - t0) * 1000
+    peer.close()
+    return ms
+
+
+def peer_scroll(app, frames: list[np.ndarray], header, size: tuple[int, int]) -> float:
+    peer = PlainPeer(1, size)
+    lo = min(int(f.min()) for f in frames)
+    hi = max(int(f.max()) for f in frames)
+    start = time.perf_counter()
+    for i, frame in enumerate(frames):
+        peer.show(0, frame, PlainPeer.table(header, 40 + (i % 50), 400 + (i % 30), lo, hi), lo)
+        peer.paint(app)
+    fps = len(frames) / (time.perf_counter() - start)
+    peer.close()
+    return fps
+
+
+def peer_scroll_2x2(app, series: list[list[np.ndarray]], header, size: tuple[int, int]) -> float:
+    peer = PlainPeer(4, size)
+    lo = min(int(f.min()) for frames in series for f in frames)
+    hi = max(int(f.max()) for frames in series for f in frames)
+    n = min(len(frames) for frames in series)
+    start = time.perf_counter()
+    for i in range(n):
+        for tile, frames in enumerate(series):
+            peer.show(tile, frames[i], PlainPeer.table(header, 40 + (i % 50), 400 + (i % 30), lo, hi), lo)
+        peer.paint(app)
+    fps = n / (time.perf_counter() - start)
+    peer.close()
+    return fps
+
+
+def _frames(area, viewport) -> list[np.ndarray]:
+    return [area.cache.get_blocking(viewport.stack.key(i)) for i in range(len(viewport.stack))]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def cine(app, viewport, frames: int) -> float:
@@ -208,23 +344,28 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=500)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--series-2x2-slices", type=int, default=100, help="slices of each of the 2×2 series")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per timed figure (the median is printed)")
+    parser.add_argument("--no-cine", action="store_true", help="skip the XA cine figures")
     parser.add_argument("--keep", type=Path, help="keep the generated store in this folder")
     parser.add_argument("--quick", action="store_true", help="tiny series: checks the bench runs, figures mean nothing")
     args = parser.parse_args()
     ct_size, xa_size = 512, 1024
     if args.quick:
-        args.slices, args.frames, args.series_2x2_slices = 12, 6, 8
+        args.slices, args.frames, args.series_2x2_slices, args.repeat = 12, 6, 8, 2
         ct_size, xa_size = 64, 64
+    repeat = max(1, args.repeat)
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="render-bench-"))
     store = StudyStore(root / "store", durable=False)
     t = time.perf_counter()
     ct_uid = make_ct(store, args.slices, ct_size)
-    xa_uid = make_xa(store, args.frames, xa_size)
+    xa_uid = None if args.no_cine else make_xa(store, args.frames, xa_size)
     grid_uids = [make_ct(store, args.series_2x2_slices, ct_size, seed=10 + k) for k in range(4)]
+    # one fresh series per first-image run, so no run finds parsed headers or pixels of an earlier one
+    first_uids = [make_ct(store, 20, ct_size, seed=100 + k) for k in range(repeat)]
     print(
-        f"generated {args.slices}-slice CT, {args.frames}-frame XA and 4 × {args.series_2x2_slices}-slice CT "
-        f"({ct_size}²) in {time.perf_counter() - t:.1f} s"
+        f"generated {args.slices}-slice CT, {args.frames}-frame XA, 4 × {args.series_2x2_slices}-slice CT and "
+        f"{repeat} × 20-slice CT ({ct_size}²) in {time.perf_counter() - t:.1f} s"
     )
 
     from PySide6.QtWidgets import QApplication
@@ -237,14 +378,27 @@ def main() -> int:
     area.show()
     app.processEvents()
 
-    # ---------------------------------------------------------------- first image
+    # ---------------------------------------------------------------- first image (ours, then the peer)
+    first_ms: list[float] = []
+    peer_first: list[float] = []
+    viewport = None
+    for uid in first_uids:
+        area.cache.clear()
+        t0 = time.perf_counter()
+        viewport = area.open_series(uid)
+        assert viewport is not None
+        _paint(app, viewport)
+        first_ms.append((time.perf_counter() - t0) * 1000)
+        _wait_order(app, viewport)
+    assert viewport is not None
+    view_size = (viewport.view.width(), viewport.view.height())
+    for uid in first_uids:
+        path = store.instances_for_series(uid)[0].path
+        peer_first.append(peer_first_image(app, str(path), view_size))
+
     t0 = time.perf_counter()
     viewport = area.open_series(ct_uid)
     assert viewport is not None
-    _paint(app, viewport)
-    first_ms = (time.perf_counter() - t0) * 1000
-    # wait for the position order from the worker so scrolling goes through the stack in order
-    t0 = time.perf_counter()
     _wait_order(app, viewport)
     order_s = time.perf_counter() - t0
     area.cache.clear()  # pixels go; parsed headers stay in the source pool
@@ -255,8 +409,14 @@ def main() -> int:
     while len(area.cache) < len(viewport.stack) and time.perf_counter() < deadline:
         area.cache.prefetch([viewport.stack.key(i) for i in range(len(viewport.stack))])
         time.sleep(0.1)
-    cached_fps = scroll(app, viewport, with_window=True)
-    cached_no_window_fps = scroll(app, viewport, with_window=False)
+    frames = _frames(area, viewport)
+    header = viewport.stack.header(0)
+    cached_fps, peer_fps, cached_no_window = [], [], []
+    for _ in range(repeat):
+        cached_fps.append(scroll(app, viewport, with_window=True))
+        peer_fps.append(peer_scroll(app, frames, header, view_size))
+    for _ in range(repeat):
+        cached_no_window.append(scroll(app, viewport, with_window=False))
     ct_bytes_16 = args.slices * ct_size * ct_size * 2
     cache_bytes = area.cache.bytes_used
     cached_frames = len(area.cache)
@@ -264,16 +424,18 @@ def main() -> int:
     ct_paths = [viewport.stack[i].path for i in range(0, len(viewport.stack), max(1, len(viewport.stack) // 20))]
 
     # ---------------------------------------------------------------- cine (same viewport, now the XA)
-    area.cache.clear()
-    xa_view = area.open_series(xa_uid)
-    assert xa_view is not None
-    file_rate = xa_view.stack.cine_rate()
-    area.cache.clear()
-    first_loop_fps = cine(app, xa_view, len(xa_view.stack) - 1)
-    cached_cine_fps = cine(app, xa_view, 3 * len(xa_view.stack))
+    file_rate = first_loop_fps = cached_cine_fps = None
+    if xa_uid is not None:
+        area.cache.clear()
+        xa_view = area.open_series(xa_uid)
+        assert xa_view is not None
+        file_rate = xa_view.stack.cine_rate()
+        area.cache.clear()
+        first_loop_fps = cine(app, xa_view, len(xa_view.stack) - 1)
+        cached_cine_fps = cine(app, xa_view, 3 * len(xa_view.stack))
+        xa_view.stop_cine()
 
     # ---------------------------------------------------------------- 2×2: four series scrolling together
-    xa_view.stop_cine()
     area.cache.clear()
     area.set_layout("2x2")
     grid = area.visible_viewports
@@ -282,28 +444,45 @@ def main() -> int:
     for v in grid:
         _wait_order(app, v)
     _fill_cache(area, grid)
-    grid_fps = scroll_2x2(app, area, grid, with_window=True)
-    grid_fixed_fps = scroll_2x2(app, area, grid, with_window=False)
+    grid_frames = [_frames(area, v) for v in grid]
+    grid_size = (area.grid_widget.width(), area.grid_widget.height())
+    grid_fps, grid_peer, grid_fixed = [], [], []
+    for _ in range(repeat):
+        grid_fps.append(scroll_2x2(app, area, grid, with_window=True))
+        grid_peer.append(peer_scroll_2x2(app, grid_frames, grid[0].stack.header(0), grid_size))
+    for _ in range(repeat):
+        grid_fixed.append(scroll_2x2(app, area, grid, with_window=False))
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     dcmtk_ms = dcmtk_per_frame_ms(ct_paths)
     area.close_cache()
 
-    print(f"first image after open_series:      {first_ms:7.1f} ms   (target < 300 ms)")
-    print(f"position order ready (worker):      {order_s * 1000:7.1f} ms after the first image")
+    def ratio(ours: float, peer: float) -> str:
+        return f"{ours / peer:.2f}x the peer" if peer else ""
+
+    f, pf = _median(first_ms), _median(peer_first)
+    c, pc = _median(cached_fps), _median(peer_fps)
+    g, pg_ = _median(grid_fps), _median(grid_peer)
+    print(f"medians of {repeat} runs; viewport {view_size[0]}×{view_size[1]}, 2×2 grid {grid_size[0]}×{grid_size[1]}")
+    print(f"first image in a Viewport:          {f:7.1f} ms   peer {pf:7.1f} ms  ({pf / f:.2f}x)  (target <= 25 ms)")
+    print(f"position order ready (worker):      {order_s * 1000:7.1f} ms after open_series")
     print(f"scroll uncached (decode) + W/L:     {uncached_fps:7.1f} fps")
-    print(f"scroll cached + W/L change/frame:   {cached_fps:7.1f} fps  (target >= 60 fps)")
-    print(f"scroll cached, fixed window:        {cached_no_window_fps:7.1f} fps")
-    print(f"cine XA {xa_size}² file rate:            {file_rate:7.1f} fps")
-    print(f"cine XA {xa_size}² first loop (decode):  {first_loop_fps:7.1f} fps  (target >= 30 fps)")
-    print(f"cine XA {xa_size}² cached loop:          {cached_cine_fps:7.1f} fps")
-    print(f"2×2, 4 series cached + W/L, each:   {grid_fps:7.1f} fps  (target >= 60 fps per viewport)")
-    print(f"2×2, 4 series cached, fixed window: {grid_fixed_fps:7.1f} fps per viewport")
+    print(f"scroll cached + W/L change/step:    {c:7.1f} fps  peer {pc:7.1f} fps  ({ratio(c, pc)})  (target >= 120)")
+    print(f"scroll cached, fixed window:        {_median(cached_no_window):7.1f} fps")
+    if file_rate is not None:
+        print(f"cine XA {xa_size}² file rate:            {file_rate:7.1f} fps")
+        print(f"cine XA {xa_size}² first loop (decode):  {first_loop_fps:7.1f} fps  (target >= 30 fps)")
+        print(f"cine XA {xa_size}² cached loop:          {cached_cine_fps:7.1f} fps")
+    print(f"2×2, 4 series cached + W/L, each:   {g:7.1f} fps  peer {pg_:7.1f} fps  ({ratio(g, pg_)})  (target >= 60)")
+    print(f"2×2, 4 series cached, fixed window: {_median(grid_fixed):7.1f} fps per viewport")
+    print(f"raw: first {[round(v, 1) for v in first_ms]} peer {[round(v, 1) for v in peer_first]}")
+    print(f"raw: scroll {[round(v) for v in cached_fps]} peer {[round(v) for v in peer_fps]}")
+    print(f"raw: 2×2 {[round(v) for v in grid_fps]} peer {[round(v) for v in grid_peer]}")
     print(
         f"CT frame cache: {cached_frames} frames, {cache_bytes / 2**20:.1f} MiB = "
         f"{cache_bytes / ct_bytes_16:.2f}x the series' 16-bit pixel size ({ct_bytes_16 / 2**20:.1f} MiB)"
     )
-    print(f"peak RSS (whole process, CT + XA):  {peak_mb:7.1f} MiB")
+    print(f"peak RSS (whole process):           {peak_mb:7.1f} MiB")
     if dcmtk_ms is not None:
         ours_ms = 1000 / uncached_fps
         print(

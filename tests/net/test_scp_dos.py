@@ -134,6 +134,7 @@ def test_slowloris_and_held_associations_from_one_host_leave_room_for_another(tm
                     sock = socket.create_connection(("127.0.0.1", server.port), timeout=2, source_address=(ATTACKER, 0))
                     sock.sendall(request[:1])
                     trickling.append(sock)
+            assert len(trickling) == 40  # all of them connected: the attack is as big as the issue says
 
             def keep_busy() -> None:
                 offset = 1
