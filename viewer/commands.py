@@ -99,7 +99,7 @@ def import_command(args: argparse.Namespace) -> int:
     import sys
 
     from viewer.core import audit
-    from viewer.core.importer import ImportLimits, import_paths
+    from viewer.core.importer import import_paths
     from viewer.core.tasks import Progress
 
     ctx = AppContext.open(args.home)
@@ -111,8 +111,7 @@ def import_command(args: argparse.Namespace) -> int:
             print(f"\r{p.done}/{p.total} files  {p.rate:.0f} files/s", end="", file=sys.stderr, flush=True)
 
     try:
-        limits = ImportLimits(max_object_bytes=ctx.settings.local.max_object_bytes or ImportLimits.max_object_bytes)
-        report = import_paths(ctx.store, args.paths, progress=show, limits=limits)
+        report = import_paths(ctx.store, args.paths, progress=show, limits=ctx.import_limits())
     except KeyboardInterrupt:
         print("\ninterrupted; what was imported so far is kept", file=sys.stderr)
         return 130

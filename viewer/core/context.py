@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viewer.core import logs
 from viewer.core.paths import data_dir, ensure_data_dir
 from viewer.core.settings import Settings
 from viewer.core.store import StudyStore
+
+if TYPE_CHECKING:
+    from viewer.core.importer import ImportLimits
 
 
 @dataclass
@@ -23,6 +27,13 @@ class AppContext:
 
     def save_settings(self) -> None:
         self.settings.save(self.settings_path)
+
+    def import_limits(self) -> ImportLimits:
+        """The bounds of an import, from the settings as they are now: one definition for the CLI and the GUI,
+        so that a file the Storage SCP would refuse as too large is refused alike whichever way it comes in."""
+        from viewer.core.importer import ImportLimits  # the importer is not needed by every process
+
+        return ImportLimits(max_object_bytes=self.settings.local.max_object_bytes or ImportLimits.max_object_bytes)
 
     @classmethod
     def open(cls, home: Path | None = None, *, recover: bool = True) -> AppContext:

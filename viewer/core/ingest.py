@@ -515,7 +515,7 @@ def _truncation(ds: Dataset, file_size: int, tail: bytes) -> str:
     return ""
 
 
-def is_cut_copy(stored: Path, new: Path) -> bool:
+def is_cut_copy(stored: Path | str, new: Path | str) -> bool:
     """Whether `new` holds a prefix of the data set stored in `stored` (a copy cut short, at an element
     boundary, which looks whole on its own: finding 3). Compared after each file's meta group, which the
     sender or this workstation may have written differently."""

@@ -257,12 +257,15 @@ class StudyStore:
         self.durable = durable
         for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir):
             _private_dir(folder)
-        self._made_dirs: set[Path] = set()
+        self._made_dirs: set[str] = set()
+        # The hot path (one received instance) works on strings: pathlib's parsing cost more than the rename.
+        self._files_s = os.fspath(self.files_dir)
+        self._tmp_s = os.fspath(self.tmp_dir)
         self._recent_rows: dict[tuple[str, str], Study | Series] = {}
         if not (self.files_dir / "ff").is_dir() or (self.files_dir / "ff").stat().st_mode & 0o077:
             for prefix in range(256):
                 _private_dir(self.files_dir / f"{prefix:02x}")
-        self._made_dirs.update(self.files_dir / f"{prefix:02x}" for prefix in range(256))
+        self._made_dirs.update(f"{prefix:02x}" for prefix in range(256))
         # SQLite gives its -wal and -shm files the database file's permissions: create that one private.
         _private_file(self.db_path)
         self._local = threading.local()
@@ -407,13 +410,18 @@ class StudyStore:
         sync = self._received_sync(sync)
         chunks = checked.chunks if checked.chunks is not None else (data,)
         assert all(chunk is not None for chunk in chunks), "no bytes to store"
-        tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
+        tmp = os.path.join(self._tmp_s, f"{uuid.uuid4().hex}.part")
+        moved = False
         try:
             _write_chunks(tmp, chunks, sync=sync)  # type: ignore[arg-type]
-            return self._commit(checked, tmp, source, sync=sync, replace=replace)
+            result = self._commit(checked, tmp, source, sync=sync, replace=replace)
+            # Added or replaced: the temp file was renamed into place (no unlink that can only fail).
+            moved = result.status in (AddStatus.ADDED, AddStatus.REPLACED)
+            return result
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            if not moved:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def _received_sync(self, sync: bool) -> bool:
         return (sync or os.name != "posix") and self.durable  # elsewhere there is no syncfs to defer to
@@ -518,19 +526,20 @@ class StudyStore:
             with self._write_lock:
                 self._unlink_if_unreferenced(prepared.path)
 
-    def _place(self, tmp: Path, sha: str) -> tuple[Path, bool]:
+    def _place(self, tmp: Path | str, sha: str) -> tuple[Path, bool]:
         """Rename a written temp file to its content-addressed name; True when that name was already there."""
         final = self._final_path(sha)
-        existed = final.exists()
+        final_s = os.path.join(self._files_s, sha[:2], sha)
+        existed = os.path.exists(final_s)
         with _full_disk_is_store_full():
-            if final.parent not in self._made_dirs:  # a mkdir per file costs more than the insert
+            if sha[:2] not in self._made_dirs:  # a mkdir per file costs more than the insert
                 _private_dir(final.parent)
-                self._made_dirs.add(final.parent)
+                self._made_dirs.add(sha[:2])
             try:
-                os.replace(tmp, final)
+                os.replace(tmp, final_s)
             except FileNotFoundError:  # the folder was removed behind our back: make it again
                 _private_dir(final.parent)
-                os.replace(tmp, final)
+                os.replace(tmp, final_s)
         return final, existed
 
     def _add_stream(self, src: BinaryIO, *, source: str, replace: bool = False) -> AddResult:
@@ -593,12 +602,17 @@ class StudyStore:
     def _final_path(self, sha: str) -> Path:
         # One level of 256 folders, made when the store is opened: creating folders as files arrive cost as
         # much as writing the file. (Stores from before keep their two-level paths; rows hold each path.)
-        return self.files_dir / sha[:2] / sha
+        return Path(os.path.join(self._files_s, sha[:2], sha))
+
+    @staticmethod
+    def _final_rel(sha: str) -> str:
+        """`_final_path` relative to files/, as rows hold it (what str(path.relative_to(files_dir)) gives)."""
+        return os.path.join(sha[:2], sha)
 
     def _commit(
         self,
         checked: Checked,
-        tmp: Path,
+        tmp: Path | str,
         source: str,
         *,
         sync: bool | None = None,
@@ -621,7 +635,7 @@ class StudyStore:
             ).fetchone()
             fields = (inst.sop_instance_uid, inst.series_uid, inst.study_uid, inst.sop_class_uid, final)
             if row is not None and row["sha256"] == sha:
-                if placed and not existed and row["file"] != str(final.relative_to(self.files_dir)):
+                if placed and not existed and row["file"] != self._final_rel(sha):
                     self._unlink_if_unreferenced(final)  # the stored copy lives under an older layout's name
                 return AddResult(AddStatus.DUPLICATE, *fields)
             if row is not None:
@@ -874,7 +888,7 @@ class StudyStore:
                 inst.frames,
                 inst.rows,
                 inst.columns,
-                str(final.relative_to(self.files_dir)),
+                self._final_rel(sha) if final.name == sha else str(final.relative_to(self.files_dir)),
                 size,
                 sha,
                 source,
@@ -1442,14 +1456,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_chunks(path: Path, chunks: Iterable[bytes | memoryview], *, sync: bool) -> None:
-    """Write a new file, fsynced when asked; a full disk becomes `StoreFullError`."""
-    with _full_disk_is_store_full(), _open_new(path) as out:
-        for chunk in chunks:
-            out.write(chunk)
-        if sync:
-            out.flush()
-            os.fsync(out.fileno())
+def _write_chunks(path: Path | str, chunks: Iterable[bytes | bytearray | memoryview], *, sync: bool) -> None:
+    """Write a new file (0600), fsynced when asked; a full disk becomes `StoreFullError`.
+
+    Plain os.write calls: the chunks are already whole buffers, so a buffered writer would only copy them."""
+    with _full_disk_is_store_full():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _release_page_cache(paths: Iterable[Path]) -> None:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.core.importer import ImportReport, import_paths
+from viewer.core.importer import ImportLimits, ImportReport, import_paths
 from viewer.core.store import StudyStore
 from viewer.core.tasks import Progress
 from viewer.ui.workers import Worker, run_in_background
@@ -27,7 +27,14 @@ class ImportDialog(QDialog):
 
     import_finished = Signal(object)  # the ImportReport
 
-    def __init__(self, store: StudyStore, paths: list[Path], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        store: StudyStore,
+        paths: list[Path],
+        parent: QWidget | None = None,
+        *,
+        limits: ImportLimits | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Import")
         self.setObjectName("importDialog")
@@ -35,6 +42,8 @@ class ImportDialog(QDialog):
         self.resize(640, 420)
         self.store = store
         self.paths = paths
+        # The same bounds as `lightbox import` (AppContext.import_limits): the settings' largest object.
+        self.limits = limits
         self.report: ImportReport | None = None
         self.worker: Worker | None = None
         names = ", ".join(p.name or str(p) for p in paths[:3]) + (" …" if len(paths) > 3 else "")
@@ -63,6 +72,7 @@ class ImportDialog(QDialog):
             import_paths,
             self.store,
             self.paths,
+            limits=self.limits,
             on_progress=self._progress,
             on_result=self._finished,
             on_error=self._failed,

@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         """Import in the background with a progress dialog; returns the dialog (tests wait on it)."""
         from viewer.ui.import_dialog import ImportDialog
 
-        dialog = ImportDialog(self.ctx.store, list(paths), self)
+        dialog = ImportDialog(self.ctx.store, list(paths), self, limits=self.ctx.import_limits())
         self.import_dialogs.append(dialog)
         dialog.finished.connect(lambda _result, d=dialog: self._forget_import_dialog(d))
         dialog.show()
