@@ -66,18 +66,6 @@ log = logging.getLogger(__name__)
 
 OverlayFactory = Callable[["Viewport", int], Iterable[QGraphicsItem]]
 
-_LUT_KEYWORDS = (
-    "RescaleSlope",
-    "RescaleIntercept",
-    "PhotometricInterpretation",
-    "PresentationLUTShape",
-    "BitsStored",
-    "BitsAllocated",
-    "PixelRepresentation",
-    "PixelPaddingValue",
-    "PixelPaddingRangeLimit",
-)
-
 
 class _ImageViewBox(pg.ViewBox):
     """A ViewBox whose right-drag is window/level and whose wheel scrolls the stack (handled by the viewport)."""
