@@ -148,17 +148,22 @@ class _PaintCounter(QObject):
 _COUNTERS: dict[int, _PaintCounter] = {}
 
 
-def paint_once(app, widget) -> None:
-    """Let the event loop dispatch the scene's updates and paint, as it does on screen; paint synchronously only
-    when it did not (so every step of ours and of the peer costs exactly one paint)."""
+def _counter(widget) -> _PaintCounter:
     counter = _COUNTERS.get(id(widget))
     if counter is None:
         counter = _COUNTERS[id(widget)] = _PaintCounter()
         widget.installEventFilter(counter)
-    before = counter.count
+    return counter
+
+
+def paint_once(app, *widgets) -> None:
+    """Let the event loop dispatch the scene's updates and paint, as it does on screen; paint synchronously only
+    the widgets it did not paint (so every step of ours and of the peer costs one paint of each view)."""
+    before = [_counter(w).count for w in widgets]
     app.processEvents()
-    if counter.count == before:
-        widget.repaint()
+    for widget, count in zip(widgets, before, strict=True):
+        if _counter(widget).count == count:
+            widget.repaint()
 
 
 def _paint(app, viewport) -> None:
@@ -207,8 +212,7 @@ def scroll_2x2(app, area, viewports, *, with_window: bool) -> float:
             v.set_index(i)
         for v in viewports:
             _wait_shown(app, v, i)
-        for v in viewports:
-            paint_once(app, v.view.viewport())
+        paint_once(app, *(v.view.viewport() for v in viewports))
     return n / (time.perf_counter() - start)
 
 

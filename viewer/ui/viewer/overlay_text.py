@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
 
 from viewer.render.measure import ScaleBar
@@ -40,20 +40,35 @@ class OverlayLabel(QLabel):
         self.setStyleSheet("background: transparent;")
         self.setContentsMargins(2, 1, 2, 1)  # room for the outline
 
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
+
     def paintEvent(self, event) -> None:
         text = self.text()
         if not text:
             return
+        # The label is repainted whenever the image under it is (a transparent child over the view), several
+        # times per frame in a 2×2 layout: the outlined text is drawn once into a pixmap and blitted after.
+        ratio = self.devicePixelRatioF()
+        key = (text, self.font().key(), self.width(), self.height(), int(self.alignment()), ratio)
+        if key != self._pixmap_key or self._pixmap is None:
+            pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setFont(self.font())
+            rect = QRectF(self.contentsRect())
+            flags = int(self.alignment())
+            # eight offset copies in black, then the text: an outline without the cost of a blur effect
+            painter.setPen(OUTLINE_COLOUR)
+            for dx, dy in _OFFSETS:
+                painter.drawText(rect.translated(dx, dy), flags, text)
+            painter.setPen(TEXT_COLOUR)
+            painter.drawText(rect, flags, text)
+            painter.end()
+            self._pixmap, self._pixmap_key = pixmap, key
         painter = QPainter(self)
-        painter.setFont(self.font())
-        rect = QRectF(self.contentsRect())
-        flags = int(self.alignment())
-        # eight offset copies in black, then the text: an outline without the cost of a blur effect
-        painter.setPen(OUTLINE_COLOUR)
-        for dx, dy in _OFFSETS:
-            painter.drawText(rect.translated(dx, dy), flags, text)
-        painter.setPen(TEXT_COLOUR)
-        painter.drawText(rect, flags, text)
+        painter.drawPixmap(0, 0, self._pixmap)
         painter.end()
 
 

@@ -153,6 +153,8 @@ class Viewport(QWidget):
         self._display: DisplayList | None = None
         self._geometry_key: tuple | None = None
         self._state_items: list[QGraphicsItem] = []
+        self._state_items_key: tuple | None = None
+        self._reference_drawn: list | None = None
         self.tools = MeasurementTools(self)
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self.displayed_index: int | None = None
@@ -288,6 +290,7 @@ class Viewport(QWidget):
         self._compose_cache = ComposeCache()
         self._display = None
         self._geometry_key = None
+        self._state_items_key = None
         self._frame = None
         self.displayed_index = None
         if stack is None or not len(stack):
@@ -398,6 +401,23 @@ class Viewport(QWidget):
         """The state's graphic and text annotations (vector items, image coordinates, over the bitmap)."""
         from viewer.ui.presentation_items import items_for
 
+        # a window change or a scroll through slices the state does not annotate keeps the same vectors:
+        # rebuilding QGraphicsItems on every frame costs more than composing the frame
+        v = self._view
+        key = (
+            id(self._presentation),
+            v.presentation,
+            v.sop_instance_uid,
+            v.frame,
+            v.show_annotations,
+            v.items,
+            display.spatial,
+            display.area,
+            len(display.items),
+        )
+        if key == self._state_items_key:
+            return
+        self._state_items_key = key
         for item in self._state_items:
             self._remove_item(item)
         self._state_items = []
@@ -797,6 +817,11 @@ class Viewport(QWidget):
         return [segment] if segment else []
 
     def _draw_reference_lines(self) -> None:
+        if self._reference_drawn == self.reference_segments and all(
+            item.parentItem() is self.image_item for item in self._reference_items
+        ):
+            return  # the same lines are on screen (every frame shown asks again)
+        self._reference_drawn = list(self.reference_segments)
         for item in self._reference_items:
             self._remove_item(item)
         self._reference_items = []
