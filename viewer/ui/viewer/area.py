@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter, QPainterPath, QPen, QTransform
@@ -11,6 +13,7 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGridLayout,
     QHBoxLayout,
+    QLabel,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
@@ -105,6 +108,7 @@ class ViewerArea(QWidget):
     """`open_series(series_uid)` shows a stored series in the active viewport."""
 
     series_opened = Signal(str)
+    message = Signal(str)  # a confirmation or error for the status bar (e.g. "Saved presentation state …")
 
     def __init__(self, ctx, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -175,7 +179,7 @@ class ViewerArea(QWidget):
             self.tool_actions[tool] = action
         self.tool_actions["none"].setChecked(True)
         tb.addAction("Clear", lambda: self._on_active(lambda v: v.clear_measurements()))
-        self.save_annotations_action = tb.addAction("Save as PR", self.save_annotations)
+        self.save_annotations_action = tb.addAction("Save as PR", lambda: self.save_annotations())
         self.save_annotations_action.setToolTip(
             "Save this viewport's measurements as a Grayscale Softcopy Presentation State in the study"
         )
@@ -194,6 +198,9 @@ class ViewerArea(QWidget):
         tb.addAction(self.reference_action)
         tb.addSeparator()
         tb.addWidget(self.presentation_box)
+        self.last_message = ""
+        self.message_label = QLabel("", self)
+        tb.addWidget(self.message_label)
 
     def set_smooth(self, smooth: bool) -> None:
         """Interpolation for every viewport: smooth (reading) or nearest neighbour (pixel inspection)."""
@@ -412,10 +419,12 @@ class ViewerArea(QWidget):
             )
         return viewport
 
-    def save_annotations(self, on_saved=None) -> bool:
+    def save_annotations(self, on_saved: Callable[[Any], object] | None = None) -> bool:
         """Save the active viewport's measurements as a standard GSPS into the store (in a worker).
 
-        Returns False when there is nothing to save. `on_saved(AddResult)` is called in the GUI thread.
+        Returns False when there is nothing to save. Once stored, the viewport adopts the saved state (its
+        measurements are cleared, so the state draws them once), the confirmation naming the state is shown
+        (`last_message`, the `message` signal) and `on_saved(AddResult)` is called, all in the GUI thread.
         """
         viewport = self.active
         if viewport is None or viewport.stack is None or not viewport.measurements:
@@ -439,15 +448,32 @@ class ViewerArea(QWidget):
             window_width=getattr(voi, "width", None),
             description="Measurements saved in Lightbox",
         )
-        run_in_background(
-            save_gsps,
-            self.ctx.store,
-            list(headers.values()),
-            content,
-            on_result=lambda result: on_saved(result) if on_saved else None,
-            on_error=lambda exc: log.error("saving the presentation state failed: %s", exc),
-        )
+        count = len(viewport.measurements)
+
+        def saved(result: Any) -> None:
+            menu = self.presentation_menus.get(viewport)
+            if menu is not None and viewport.stack is stack:
+                menu.adopt_saved(result)
+            things = "measurement" if count == 1 else "measurements"
+            self._show_message(
+                f"Saved presentation state \u201c{content.label} \u2014 {content.description}\u201d "
+                f"({count} {things}) to the local store"
+            )
+            if on_saved is not None:
+                on_saved(result)
+
+        def failed(exc: BaseException) -> None:
+            log.error("saving the presentation state failed: %s", exc)
+            self._show_message(f"The presentation state could not be saved: {exc}")
+
+        run_in_background(save_gsps, self.ctx.store, list(headers.values()), content, on_result=saved, on_error=failed)
         return True
+
+    def _show_message(self, text: str) -> None:
+        """A confirmation in the viewer's toolbar (and to whoever shows `message` in a status bar)."""
+        self.last_message = text
+        self.message_label.setText(text)
+        self.message.emit(text)
 
     # ----------------------------------------------------------------- synchronisation
     def set_sync_scroll(self, enabled: bool) -> None:
