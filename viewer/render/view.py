@@ -45,6 +45,8 @@ API
 ``render_view(state, width, height, **compose_kwargs) -> H×W×3 uint8``  compose + `displaylist.rasterize`
     (bitmap and vectors burned in, nearest neighbour) for a device of that size.
 ``load_presentation(path) -> Dataset``  read a state file (callers on the GUI thread pass `presentation=`).
+``DecodedImage(path, frames=(0,))``  an `ImageSource` with those frames decoded up front (make it on a worker;
+    the GUI thread passes it as `superimposed=`).
 """
 
 from __future__ import annotations
@@ -199,6 +201,21 @@ class ViewState:
 
 def load_presentation(path: str | Path) -> Dataset:
     return pydicom.dcmread(str(path))
+
+
+class DecodedImage(ImageSource):
+    """An `ImageSource` whose `frames` were decoded when it was made (on a worker thread), so composing with
+    it (a blending state's superimposed image) reads and decodes nothing on the calling thread."""
+
+    def __init__(self, path: str | Path, frames: tuple[int, ...] = (0,)) -> None:
+        super().__init__(path)
+        self._decoded = {i: super(DecodedImage, self).frame(i) for i in frames if 0 <= i < self.num_frames}
+        for i in self._decoded:
+            self.frame_header(i)  # the per-frame header is parsed here too
+
+    def frame(self, index: int = 0) -> np.ndarray:
+        found = self._decoded.get(index)
+        return found if found is not None else super().frame(index)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from viewer.render import gsps
 from viewer.render.cache import FrameCache, neighbour_order
+from viewer.render.decode import ImageSource
 from viewer.render.displaylist import DisplayList
 from viewer.render.lut import Voi, Window, min_max_window
 from viewer.render.measure import (
@@ -51,7 +52,14 @@ from viewer.render.measure import (
 )
 from viewer.render.pipeline import Preset, modality_value, presets_for
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
-from viewer.render.view import ComposeCache, Interpolation, ViewState, compose
+from viewer.render.view import (
+    ComposeCache,
+    DecodedImage,
+    Interpolation,
+    PresentationKind,
+    ViewState,
+    compose,
+)
 from viewer.ui.viewer.frame_item import FrameItem
 from viewer.ui.viewer.keys import handle_key
 from viewer.ui.viewer.overlay_text import OverlayLabel, ScaleBarWidget, overlay_font, overlay_pixel_size
@@ -149,6 +157,9 @@ class Viewport(QWidget):
         # paints compose(state) and turns input into state changes.
         self._view = ViewState("")
         self._presentation: Dataset | None = None  # the loaded dataset of the chosen state (path in _view)
+        # a blending state's superimposed image, decoded on a worker: (path, source); None until it arrives
+        self._superimposed: tuple[str, ImageSource] | None = None
+        self._superimposed_loading: str | None = None
         self._compose_cache = ComposeCache()
         self._display: DisplayList | None = None
         self._geometry_key: tuple | None = None
@@ -372,9 +383,21 @@ class Viewport(QWidget):
         ref = self.stack[index]
         source = self.stack.source(index)
         self._view = self._view.replace(path=ref.path, sop_instance_uid=ref.sop_instance_uid or "", frame=ref.frame)
+        view, presentation, over = self._view, self._presentation, None
+        if presentation is not None and PresentationKind.of(presentation) is PresentationKind.BLENDING:
+            over = self._superimposed_source()
+            if over is None:
+                # the superimposed image is being decoded on a worker (never here): the image without the
+                # state until it arrives, then the blend
+                view, presentation = view.replace(presentation=None, superimposed=None), None
         try:
             display = compose(
-                self._view, source=source, stored=frame, presentation=self._presentation, cache=self._compose_cache
+                view,
+                source=source,
+                stored=frame,
+                presentation=presentation,
+                superimposed=over,
+                cache=self._compose_cache,
             )
         except (gsps.PresentationStateError, ValueError, KeyError) as exc:
             # a state that cannot be applied must not leave the image unseen: show it without the state
@@ -396,6 +419,43 @@ class Viewport(QWidget):
         self.refresh_overlays()
         self._show_measurements_for(index)
         self._draw_reference_lines()
+
+    def _superimposed_source(self) -> ImageSource | None:
+        """The decoded superimposed image of the blending state shown, or None while it loads (started here)."""
+        path = self._view.superimposed
+        if path is None:
+            return None
+        if self._superimposed is not None and self._superimposed[0] == path:
+            return self._superimposed[1]
+        if self._superimposed_loading != path:
+            from viewer.ui.workers import run_in_background
+
+            self._superimposed_loading = path
+            run_in_background(
+                DecodedImage,
+                path,
+                on_result=lambda source, p=path: self._superimposed_arrived(p, source),
+                on_error=lambda exc, p=path: self._superimposed_failed(p, exc),
+            )
+        return None
+
+    def _superimposed_arrived(self, path: str, source: ImageSource) -> None:
+        if self._superimposed_loading == path:
+            self._superimposed_loading = None
+        self._superimposed = (path, source)
+        if self._view.superimposed == path:
+            self._geometry_key = None
+            self.rerender()
+
+    def _superimposed_failed(self, path: str, exc: BaseException) -> None:
+        if self._superimposed_loading == path:
+            self._superimposed_loading = None
+        log.warning("the blending state's superimposed image cannot be read: %s", exc)
+
+    @property
+    def superimposed_pending(self) -> bool:
+        """True while a blending state's superimposed image is decoded on a worker (the blend follows)."""
+        return self._superimposed_loading is not None
 
     def _draw_state_items(self, display: DisplayList) -> None:
         """The state's graphic and text annotations (vector items, image coordinates, over the bitmap)."""
