@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import (
     QGraphicsPathItem,
@@ -104,6 +104,9 @@ class _Grid(QWidget):
         return self._area.visible_keys()
 
 
+PRESENTATION_LIST_DELAY_MS = 40
+
+
 class ViewerArea(QWidget):
     """`open_series(series_uid)` shows a stored series in the active viewport."""
 
@@ -126,6 +129,7 @@ class ViewerArea(QWidget):
         self._shown: list[Viewport] = []
         self.frames: dict[Viewport, _ActiveFrame] = {}
         self._syncing = False
+        self._presentation_timers: dict[Viewport, QTimer] = {}
         # Presentation states: one overlay and one chooser per viewport; the toolbar shows the active one's.
         self.presentation_menus: dict[Viewport, object] = {}
         self.presentation_box = QWidget(self)
@@ -488,7 +492,18 @@ class ViewerArea(QWidget):
         self._update_reference_lines()
 
     def _on_index_changed(self, viewport: Viewport, index: int) -> None:
-        self._update_presentation(viewport)
+        # The chooser lists the states of the image shown in a worker. While the reader scrolls faster than
+        # PRESENTATION_LIST_DELAY_MS per image that would be one store query and thread per frame, for a list
+        # nobody can read: it follows once the scrolling pauses (a state already applied stays applied, and
+        # compose() ignores it on images it does not reference).
+        timer = self._presentation_timers.get(viewport)
+        if timer is None:
+            timer = self._presentation_timers[viewport] = QTimer(self)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda v=viewport: self._update_presentation(v))
+        if not timer.isActive():
+            self._update_presentation(viewport)  # the first step of a scroll lists at once
+        timer.start(PRESENTATION_LIST_DELAY_MS)
         if self.sync_scroll and not self._syncing and viewport.stack is not None:
             geometry = viewport.stack.geometry(index)
             if geometry is not None:

@@ -407,7 +407,11 @@ class Viewport(QWidget):
             )
         self._display = display
         bitmap = display.image_bitmap if display.image_bitmap is not None else display.bitmap
-        self.image_item.setImage(bitmap)
+        # The view is asked to repaint directly rather than through the scene's queued dirty-item report: when
+        # several viewports change in one step (2×2 scrolling together), that report arrives after the labels'
+        # repaint of the window and every view would be painted twice.
+        self.image_item.setImage(bitmap, update_scene=False)
+        self.view.viewport().update()
         first = self.displayed_index is None
         self.displayed_index = index
         self.frames_shown += 1
