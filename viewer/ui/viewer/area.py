@@ -366,7 +366,9 @@ class ViewerArea(QWidget):
         self._set_active(target)
         if (menu := self.presentation_menus.get(target)) is not None:
             menu.reset()  # a new series starts from its own default state
-        self._update_presentation(target)
+        # listed right after the first image is painted (a zero timer runs after the pending repaint), so the
+        # store query and worker start do not delay the first image
+        self._presentation_timer(target).start(0)
         # Without indexed planes ordering by position needs every header: the store's instance order shows at
         # once, and the reading order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
@@ -491,16 +493,20 @@ class ViewerArea(QWidget):
             self.reference_action.setChecked(enabled)
         self._update_reference_lines()
 
-    def _on_index_changed(self, viewport: Viewport, index: int) -> None:
-        # The chooser lists the states of the image shown in a worker. While the reader scrolls faster than
-        # PRESENTATION_LIST_DELAY_MS per image that would be one store query and thread per frame, for a list
-        # nobody can read: it follows once the scrolling pauses (a state already applied stays applied, and
-        # compose() ignores it on images it does not reference).
+    def _presentation_timer(self, viewport: Viewport) -> QTimer:
         timer = self._presentation_timers.get(viewport)
         if timer is None:
             timer = self._presentation_timers[viewport] = QTimer(self)
             timer.setSingleShot(True)
             timer.timeout.connect(lambda v=viewport: self._update_presentation(v))
+        return timer
+
+    def _on_index_changed(self, viewport: Viewport, index: int) -> None:
+        # The chooser lists the states of the image shown in a worker. While the reader scrolls faster than
+        # PRESENTATION_LIST_DELAY_MS per image that would be one store query and thread per frame, for a list
+        # nobody can read: it follows once the scrolling pauses (a state already applied stays applied, and
+        # compose() ignores it on images it does not reference).
+        timer = self._presentation_timer(viewport)
         if not timer.isActive():
             self._update_presentation(viewport)  # the first step of a scroll lists at once
         timer.start(PRESENTATION_LIST_DELAY_MS)
