@@ -759,11 +759,11 @@ class Viewport(QWidget):
         )
         for name, lines in corners.items():
             self.corner_labels[name].setText("\n".join(lines))
-        self._update_markers()
+        self._update_markers(place=False)
         self._update_scale_bar()
         self._place_labels()
 
-    def _update_markers(self) -> None:
+    def _update_markers(self, *, place: bool = True) -> None:
         if self.stack is None or not len(self.stack):
             return
         if self._display is not None:
@@ -777,7 +777,8 @@ class Viewport(QWidget):
             )
         for name, label in self.marker_labels.items():
             label.setText(labels.get(name, ""))
-        self._place_labels()
+        if place:
+            self._place_labels()
 
     def pixel_readout(self, col: float, row: float) -> str:
         if self._frame is None or self.stack is None or self.displayed_index is None:
