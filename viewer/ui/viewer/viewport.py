@@ -203,6 +203,9 @@ class Viewport(QWidget):
         self.scale_bar.set_bar(None)
         self.view_box.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
         self.set_smooth(True)
+        self._prefetch_timer = QTimer(self)
+        self._prefetch_timer.setSingleShot(True)
+        self._prefetch_timer.timeout.connect(self._schedule_prefetch)
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
         self.cine_fps = 15.0
@@ -317,7 +320,10 @@ class Viewport(QWidget):
         # the first frame is decoded here so the image appears at once; every other frame comes from workers
         self._frame = self.cache.get_blocking(stack.key(self.index))
         self._show_frame(self.index, self._frame)
-        self._schedule_prefetch()
+        # the neighbours are decoded on the cache's workers once the first image is painted (a zero timer
+        # runs after the pending repaint): decoding threads started now would compete for the interpreter
+        # with the first paint
+        self._prefetch_timer.start(0)
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
         """Adopt a new slice order for `stack` (if still shown): image 1 of it, or the same slice once scrolled."""
