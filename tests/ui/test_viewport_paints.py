@@ -85,4 +85,6 @@ def test_four_viewports_stepping_together_paint_each_view_once_per_step(qtbot, t
         qtbot.wait(5)
     qtbot.wait(50)
     assert [c.count for c in counters] == [steps] * 4
+    # the four series share one protocol and one window: one display table for all of them
+    assert len({id(v.display_list.lut) for v in grid}) == 1
     area.close_cache()

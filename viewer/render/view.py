@@ -276,8 +276,17 @@ _LUT_KEYWORDS = (
 
 
 def _header_key(header: Dataset) -> tuple:
-    # Two frames with the same LUT-relevant attributes share a table (the usual CT/MR series).
-    return (tuple(str(header.get(k, "")) for k in _LUT_KEYWORDS), id(header.get("ModalityLUTSequence")))
+    # Two frames with the same LUT-relevant attributes share a table (the usual CT/MR series), across the
+    # viewports that share a LUT store too: a Modality LUT counts by its content, never by object identity
+    # (an id can be reused once its dataset is freed).
+    attributes = tuple(str(header.get(k, "")) for k in _LUT_KEYWORDS)
+    sequence = header.get("ModalityLUTSequence")
+    if not sequence:
+        return attributes, None
+    item = sequence[0]
+    data = item.get("LUTData")
+    content = hash(data) if isinstance(data, bytes | int) else hash(tuple(data)) if data is not None else 0
+    return attributes, (str(item.get("LUTDescriptor", "")), str(item.get("ModalityLUTType", "")), content)
 
 
 def _voi_key(voi: Voi | None) -> Hashable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -130,6 +131,7 @@ class ViewerArea(QWidget):
         self.frames: dict[Viewport, _ActiveFrame] = {}
         self._syncing = False
         self._presentation_timers: dict[Viewport, QTimer] = {}
+        self._luts: OrderedDict = OrderedDict()  # display LUTs shared by the viewports (see Viewport)
         # Presentation states: one overlay and one chooser per viewport; the toolbar shows the active one's.
         self.presentation_menus: dict[Viewport, object] = {}
         self.presentation_box = QWidget(self)
@@ -238,7 +240,7 @@ class ViewerArea(QWidget):
         self.maximised = None
         needed = rows * cols
         while len(self.viewports) < needed:
-            viewport = Viewport(self.cache, self.grid_widget)
+            viewport = Viewport(self.cache, self.grid_widget, luts=self._luts)
             # the grid shares its space out equally: no viewport may claim more for its labels or its view
             viewport.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
             viewport.activated.connect(self._set_active)

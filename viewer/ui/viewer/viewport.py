@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,7 +44,7 @@ from viewer.render import gsps
 from viewer.render.cache import FrameCache, neighbour_order
 from viewer.render.decode import ImageSource
 from viewer.render.displaylist import DisplayList
-from viewer.render.lut import Voi, Window, min_max_window
+from viewer.render.lut import DisplayLut, Voi, Window, min_max_window
 from viewer.render.measure import (
     Calibration,
     Measurement,
@@ -148,9 +149,14 @@ class Viewport(QWidget):
     window_changed = Signal(object)
     _frame_arrived = Signal(object, object)  # (key, frame) from a cache worker thread
 
-    def __init__(self, cache: FrameCache, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, cache: FrameCache, parent: QWidget | None = None, *, luts: OrderedDict[Hashable, DisplayLut] | None = None
+    ) -> None:
         super().__init__(parent)
         self.cache = cache
+        # display LUTs are keyed by what they are made of (header attributes, VOI, state): viewports of one
+        # area share them, so four series of one protocol scrolled with the same window build one table
+        self._luts: OrderedDict[Hashable, DisplayLut] = luts if luts is not None else OrderedDict()
         self.stack: SeriesStack | None = None
         self.index = 0
         # Everything that decides the picture lives in one Qt-free ViewState (render/view.py); the viewport
@@ -160,7 +166,7 @@ class Viewport(QWidget):
         # a blending state's superimposed image, decoded on a worker: (path, source); None until it arrives
         self._superimposed: tuple[str, ImageSource] | None = None
         self._superimposed_loading: str | None = None
-        self._compose_cache = ComposeCache()
+        self._compose_cache = self._new_compose_cache()
         self._display: DisplayList | None = None
         self._geometry_key: tuple | None = None
         self._state_items: list[QGraphicsItem] = []
@@ -211,6 +217,9 @@ class Viewport(QWidget):
         self.cine_fps = 15.0
         self._frame_arrived.connect(self._on_frame_arrived, Qt.ConnectionType.QueuedConnection)
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    def _new_compose_cache(self) -> ComposeCache:
+        return ComposeCache(max_luts=32, luts=self._luts)
 
     # ----------------------------------------------------------------- widgets
     def _make_label(self, *, center: bool = False, right: bool = False) -> OverlayLabel:
@@ -301,7 +310,7 @@ class Viewport(QWidget):
         self._moved_since_open = False
         self._view = ViewState("", interpolation=self._view.interpolation)
         self._presentation = None
-        self._compose_cache = ComposeCache()
+        self._compose_cache = self._new_compose_cache()
         self._display = None
         self._geometry_key = None
         self._state_items_key = None
