@@ -88,8 +88,14 @@ class ScaleBarWidget(QWidget):
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.bar: ScaleBar | None = None
+        self._font_key = ""
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
 
     def set_bar(self, bar: ScaleBar | None) -> None:
+        if bar == self.bar and self.isHidden() == (bar is None) and self._font_key == self.font().key():
+            return  # the same bar (every frame shown asks again): no relayout, no repaint
+        self._font_key = self.font().key()
         self.bar = bar
         self.setVisible(bar is not None)
         metrics = self.fontMetrics()
@@ -102,7 +108,20 @@ class ScaleBarWidget(QWidget):
         bar = self.bar
         if bar is None:
             return
+        # repainted with the image under it on every frame: drawn once per bar into a pixmap, then blitted
+        ratio = self.devicePixelRatioF()
+        key = (bar, self.font().key(), self.width(), self.height(), ratio)
+        if key != self._pixmap_key or self._pixmap is None:
+            pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            self._draw(QPainter(pixmap), bar)
+            self._pixmap, self._pixmap_key = pixmap, key
         painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._pixmap)
+        painter.end()
+
+    def _draw(self, painter: QPainter, bar: ScaleBar) -> None:
         painter.setFont(self.font())
         x0 = (self.width() - bar.pixels) / 2
         x1 = x0 + bar.pixels
