@@ -52,6 +52,7 @@ API
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -120,10 +121,12 @@ def _user_matrix(rotation: int, flip_h: bool, flip_v: bool) -> np.ndarray:
     return _rot(rotation) @ m
 
 
+@functools.lru_cache(maxsize=256)
 def combined_spatial(
     columns: int, rows: int, state_rotation: int, state_flip: bool, rotation: int, flip_h: bool, flip_v: bool
 ) -> SpatialTransform:
-    """The state's rotation/flip followed by the user's flips and rotation, as one `SpatialTransform`."""
+    """The state's rotation/flip followed by the user's flips and rotation, as one `SpatialTransform`
+    (a pure function of its arguments, asked on every frame shown: cached)."""
     state = (_H if state_flip else np.eye(2, dtype=int)) @ _rot(state_rotation)
     total_rotation, total_flip = _decompose(_user_matrix(rotation, flip_h, flip_v) @ state)
     return SpatialTransform(columns, rows, total_rotation, total_flip)

@@ -171,6 +171,7 @@ class Viewport(QWidget):
         self._geometry_key: tuple | None = None
         self._state_items: list[QGraphicsItem] = []
         self._state_items_key: tuple | None = None
+        self._markers_key: tuple | None = None
         self._reference_drawn: list | None = None
         self.tools = MeasurementTools(self)
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
@@ -314,6 +315,7 @@ class Viewport(QWidget):
         self._display = None
         self._geometry_key = None
         self._state_items_key = None
+        self._markers_key = None
         self._frame = None
         self.displayed_index = None
         if stack is None or not len(stack):
@@ -781,6 +783,21 @@ class Viewport(QWidget):
     def _update_markers(self, *, place: bool = True) -> None:
         if self.stack is None or not len(self.stack):
             return
+        # the labels follow the image's orientation and the composed transform only: scrolling through a
+        # series (or changing the window) keeps them
+        header = self.stack.header(self.index)
+        key = (
+            id(self.stack),
+            str(header.get("ImageOrientationPatient", "")),
+            str(header.get("PatientOrientation", "")),
+            "ImagePositionPatient" in header,
+            self._display.spatial if self._display is not None else (self.flip_h, self.flip_v, self.rotation),
+        )
+        if key == self._markers_key:
+            if place:
+                self._place_labels()
+            return
+        self._markers_key = key
         if self._display is not None:
             # the composed transform rotates, then flips; the labels take the flip first: H·R(r) = R(−r)·H
             spatial = self._display.spatial
