@@ -106,6 +106,7 @@ class _Grid(QWidget):
 
 
 PRESENTATION_LIST_DELAY_MS = 40
+MESSAGE_SHOWN_MS = 10000  # a confirmation stays in the toolbar this long (the `message` signal has it too)
 
 
 class ViewerArea(QWidget):
@@ -207,6 +208,9 @@ class ViewerArea(QWidget):
         self.last_message = ""
         self.message_label = QLabel("", self)
         tb.addWidget(self.message_label)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
 
     def set_smooth(self, smooth: bool) -> None:
         """Interpolation for every viewport: smooth (reading) or nearest neighbour (pixel inspection)."""
@@ -481,6 +485,7 @@ class ViewerArea(QWidget):
         """A confirmation in the viewer's toolbar (and to whoever shows `message` in a status bar)."""
         self.last_message = text
         self.message_label.setText(text)
+        self._message_timer.start(MESSAGE_SHOWN_MS)
         self.message.emit(text)
 
     # ----------------------------------------------------------------- synchronisation
