@@ -183,6 +183,8 @@ def test_viewport_pixels_equal_the_composition(qtbot, tmp_path, image_name, make
     ps = make(image) if make is not None else None
     if ps is not None:
         viewport.set_presentation(ps, superimposed=str(path) if make is blending else None, reset_view=True)
+        # a blending state's superimposed image is decoded on a worker; the blend is painted when it arrives
+        qtbot.waitUntil(lambda: not viewport.superimposed_pending, timeout=10000)
     USER_OPS[user](viewport)
     grabbed = _assert_screen_is_the_composition(viewport)
     if ps is None:

@@ -45,11 +45,14 @@ API
 ``render_view(state, width, height, **compose_kwargs) -> H×W×3 uint8``  compose + `displaylist.rasterize`
     (bitmap and vectors burned in, nearest neighbour) for a device of that size.
 ``load_presentation(path) -> Dataset``  read a state file (callers on the GUI thread pass `presentation=`).
+``DecodedImage(path, frames=(0,))``  an `ImageSource` with those frames decoded up front (make it on a worker;
+    the GUI thread passes it as `superimposed=`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -118,10 +121,12 @@ def _user_matrix(rotation: int, flip_h: bool, flip_v: bool) -> np.ndarray:
     return _rot(rotation) @ m
 
 
+@functools.lru_cache(maxsize=256)
 def combined_spatial(
     columns: int, rows: int, state_rotation: int, state_flip: bool, rotation: int, flip_h: bool, flip_v: bool
 ) -> SpatialTransform:
-    """The state's rotation/flip followed by the user's flips and rotation, as one `SpatialTransform`."""
+    """The state's rotation/flip followed by the user's flips and rotation, as one `SpatialTransform`
+    (a pure function of its arguments, asked on every frame shown: cached)."""
     state = (_H if state_flip else np.eye(2, dtype=int)) @ _rot(state_rotation)
     total_rotation, total_flip = _decompose(_user_matrix(rotation, flip_h, flip_v) @ state)
     return SpatialTransform(columns, rows, total_rotation, total_flip)
@@ -201,6 +206,21 @@ def load_presentation(path: str | Path) -> Dataset:
     return pydicom.dcmread(str(path))
 
 
+class DecodedImage(ImageSource):
+    """An `ImageSource` whose `frames` were decoded when it was made (on a worker thread), so composing with
+    it (a blending state's superimposed image) reads and decodes nothing on the calling thread."""
+
+    def __init__(self, path: str | Path, frames: tuple[int, ...] = (0,)) -> None:
+        super().__init__(path)
+        self._decoded = {i: super(DecodedImage, self).frame(i) for i in frames if 0 <= i < self.num_frames}
+        for i in self._decoded:
+            self.frame_header(i)  # the per-frame header is parsed here too
+
+    def frame(self, index: int = 0) -> np.ndarray:
+        found = self._decoded.get(index)
+        return found if found is not None else super().frame(index)
+
+
 @dataclass
 class ComposeCache:
     """What composing the next frame of the same view reuses (one per viewport / print job)."""
@@ -259,8 +279,17 @@ _LUT_KEYWORDS = (
 
 
 def _header_key(header: Dataset) -> tuple:
-    # Two frames with the same LUT-relevant attributes share a table (the usual CT/MR series).
-    return (tuple(str(header.get(k, "")) for k in _LUT_KEYWORDS), id(header.get("ModalityLUTSequence")))
+    # Two frames with the same LUT-relevant attributes share a table (the usual CT/MR series), across the
+    # viewports that share a LUT store too: a Modality LUT counts by its content, never by object identity
+    # (an id can be reused once its dataset is freed).
+    attributes = tuple(str(header.get(k, "")) for k in _LUT_KEYWORDS)
+    sequence = header.get("ModalityLUTSequence")
+    if not sequence:
+        return attributes, None
+    item = sequence[0]
+    data = item.get("LUTData")
+    content = hash(data) if isinstance(data, bytes | int) else hash(tuple(data)) if data is not None else 0
+    return attributes, (str(item.get("LUTDescriptor", "")), str(item.get("ModalityLUTType", "")), content)
 
 
 def _voi_key(voi: Voi | None) -> Hashable:

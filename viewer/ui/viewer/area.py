@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGridLayout,
     QHBoxLayout,
+    QLabel,
     QSizePolicy,
     QToolBar,
     QVBoxLayout,
@@ -101,10 +105,15 @@ class _Grid(QWidget):
         return self._area.visible_keys()
 
 
+PRESENTATION_LIST_DELAY_MS = 40
+MESSAGE_SHOWN_MS = 10000  # a confirmation stays in the toolbar this long (the `message` signal has it too)
+
+
 class ViewerArea(QWidget):
     """`open_series(series_uid)` shows a stored series in the active viewport."""
 
     series_opened = Signal(str)
+    message = Signal(str)  # a confirmation or error for the status bar (e.g. "Saved presentation state …")
 
     def __init__(self, ctx, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -122,6 +131,8 @@ class ViewerArea(QWidget):
         self._shown: list[Viewport] = []
         self.frames: dict[Viewport, _ActiveFrame] = {}
         self._syncing = False
+        self._presentation_timers: dict[Viewport, QTimer] = {}
+        self._luts: OrderedDict = OrderedDict()  # display LUTs shared by the viewports (see Viewport)
         # Presentation states: one overlay and one chooser per viewport; the toolbar shows the active one's.
         self.presentation_menus: dict[Viewport, object] = {}
         self.presentation_box = QWidget(self)
@@ -175,7 +186,7 @@ class ViewerArea(QWidget):
             self.tool_actions[tool] = action
         self.tool_actions["none"].setChecked(True)
         tb.addAction("Clear", lambda: self._on_active(lambda v: v.clear_measurements()))
-        self.save_annotations_action = tb.addAction("Save as PR", self.save_annotations)
+        self.save_annotations_action = tb.addAction("Save as PR", lambda: self.save_annotations())
         self.save_annotations_action.setToolTip(
             "Save this viewport's measurements as a Grayscale Softcopy Presentation State in the study"
         )
@@ -194,6 +205,12 @@ class ViewerArea(QWidget):
         tb.addAction(self.reference_action)
         tb.addSeparator()
         tb.addWidget(self.presentation_box)
+        self.last_message = ""
+        self.message_label = QLabel("", self)
+        tb.addWidget(self.message_label)
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
 
     def set_smooth(self, smooth: bool) -> None:
         """Interpolation for every viewport: smooth (reading) or nearest neighbour (pixel inspection)."""
@@ -227,7 +244,7 @@ class ViewerArea(QWidget):
         self.maximised = None
         needed = rows * cols
         while len(self.viewports) < needed:
-            viewport = Viewport(self.cache, self.grid_widget)
+            viewport = Viewport(self.cache, self.grid_widget, luts=self._luts)
             # the grid shares its space out equally: no viewport may claim more for its labels or its view
             viewport.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
             viewport.activated.connect(self._set_active)
@@ -355,7 +372,9 @@ class ViewerArea(QWidget):
         self._set_active(target)
         if (menu := self.presentation_menus.get(target)) is not None:
             menu.reset()  # a new series starts from its own default state
-        self._update_presentation(target)
+        # listed right after the first image is painted (a zero timer runs after the pending repaint), so the
+        # store query and worker start do not delay the first image
+        self._presentation_timer(target).start(0)
         # Without indexed planes ordering by position needs every header: the store's instance order shows at
         # once, and the reading order replaces it when the headers have been read on a worker thread.
         from viewer.ui.workers import run_in_background
@@ -412,10 +431,12 @@ class ViewerArea(QWidget):
             )
         return viewport
 
-    def save_annotations(self, on_saved=None) -> bool:
+    def save_annotations(self, on_saved: Callable[[Any], object] | None = None) -> bool:
         """Save the active viewport's measurements as a standard GSPS into the store (in a worker).
 
-        Returns False when there is nothing to save. `on_saved(AddResult)` is called in the GUI thread.
+        Returns False when there is nothing to save. Once stored, the viewport adopts the saved state (its
+        measurements are cleared, so the state draws them once), the confirmation naming the state is shown
+        (`last_message`, the `message` signal) and `on_saved(AddResult)` is called, all in the GUI thread.
         """
         viewport = self.active
         if viewport is None or viewport.stack is None or not viewport.measurements:
@@ -439,15 +460,33 @@ class ViewerArea(QWidget):
             window_width=getattr(voi, "width", None),
             description="Measurements saved in Lightbox",
         )
-        run_in_background(
-            save_gsps,
-            self.ctx.store,
-            list(headers.values()),
-            content,
-            on_result=lambda result: on_saved(result) if on_saved else None,
-            on_error=lambda exc: log.error("saving the presentation state failed: %s", exc),
-        )
+        count = len(viewport.measurements)
+
+        def saved(result: Any) -> None:
+            menu = self.presentation_menus.get(viewport)
+            if menu is not None and viewport.stack is stack:
+                menu.adopt_saved(result)
+            things = "measurement" if count == 1 else "measurements"
+            self._show_message(
+                f"Saved presentation state \u201c{content.label} \u2014 {content.description}\u201d "
+                f"({count} {things}) to the local store"
+            )
+            if on_saved is not None:
+                on_saved(result)
+
+        def failed(exc: BaseException) -> None:
+            log.error("saving the presentation state failed: %s", exc)
+            self._show_message(f"The presentation state could not be saved: {exc}")
+
+        run_in_background(save_gsps, self.ctx.store, list(headers.values()), content, on_result=saved, on_error=failed)
         return True
+
+    def _show_message(self, text: str) -> None:
+        """A confirmation in the viewer's toolbar (and to whoever shows `message` in a status bar)."""
+        self.last_message = text
+        self.message_label.setText(text)
+        self._message_timer.start(MESSAGE_SHOWN_MS)
+        self.message.emit(text)
 
     # ----------------------------------------------------------------- synchronisation
     def set_sync_scroll(self, enabled: bool) -> None:
@@ -461,8 +500,23 @@ class ViewerArea(QWidget):
             self.reference_action.setChecked(enabled)
         self._update_reference_lines()
 
+    def _presentation_timer(self, viewport: Viewport) -> QTimer:
+        timer = self._presentation_timers.get(viewport)
+        if timer is None:
+            timer = self._presentation_timers[viewport] = QTimer(self)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda v=viewport: self._update_presentation(v))
+        return timer
+
     def _on_index_changed(self, viewport: Viewport, index: int) -> None:
-        self._update_presentation(viewport)
+        # The chooser lists the states of the image shown in a worker. While the reader scrolls faster than
+        # PRESENTATION_LIST_DELAY_MS per image that would be one store query and thread per frame, for a list
+        # nobody can read: it follows once the scrolling pauses (a state already applied stays applied, and
+        # compose() ignores it on images it does not reference).
+        timer = self._presentation_timer(viewport)
+        if not timer.isActive():
+            self._update_presentation(viewport)  # the first step of a scroll lists at once
+        timer.start(PRESENTATION_LIST_DELAY_MS)
         if self.sync_scroll and not self._syncing and viewport.stack is not None:
             geometry = viewport.stack.geometry(index)
             if geometry is not None:

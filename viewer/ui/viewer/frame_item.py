@@ -23,7 +23,8 @@ class FrameItem(pg.GraphicsObject):
         self._buffer: np.ndarray | None = None
         self._rect = QRectF()
 
-    def setImage(self, pixels: np.ndarray) -> None:
+    def setImage(self, pixels: np.ndarray, *, update_scene: bool = True) -> None:
+        """Show `pixels`; `update_scene=False`: the caller repaints the view itself (same size only)."""
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         rows, cols = pixels.shape[:2]
         if pixels.ndim == 2:
@@ -37,7 +38,9 @@ class FrameItem(pg.GraphicsObject):
         if rect != self._rect:
             self.prepareGeometryChange()
             self._rect = rect
-        self.update()
+            update_scene = True
+        if update_scene:
+            self.update()
 
     def clear(self) -> None:
         self.prepareGeometryChange()

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
 
 from viewer.render.measure import ScaleBar
@@ -40,20 +40,44 @@ class OverlayLabel(QLabel):
         self.setStyleSheet("background: transparent;")
         self.setContentsMargins(2, 1, 2, 1)  # room for the outline
 
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
+
     def paintEvent(self, event) -> None:
         text = self.text()
         if not text:
             return
+        # The label is repainted whenever the image under it is (a transparent child over the view), several
+        # times per frame in a 2×2 layout: the outlined text is drawn once into a pixmap and blitted after.
+        ratio = self.devicePixelRatioF()
+        key = (text, self.font().key(), self.width(), self.height(), int(self.alignment()), ratio)
+        if key != self._pixmap_key or self._pixmap is None:
+            size = (max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+            rect = QRectF(self.contentsRect())
+            flags = int(self.alignment())
+            # the text laid out once in black, blitted at eight offsets, then the text itself: an outline
+            # without the cost of a blur effect or of laying the text out nine times
+            outline = QPixmap(*size)
+            outline.setDevicePixelRatio(ratio)
+            outline.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(outline)
+            painter.setFont(self.font())
+            painter.setPen(OUTLINE_COLOUR)
+            painter.drawText(rect, flags, text)
+            painter.end()
+            pixmap = QPixmap(*size)
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            for dx, dy in _OFFSETS:
+                painter.drawPixmap(QPointF(dx, dy), outline)
+            painter.setFont(self.font())
+            painter.setPen(TEXT_COLOUR)
+            painter.drawText(rect, flags, text)
+            painter.end()
+            self._pixmap, self._pixmap_key = pixmap, key
         painter = QPainter(self)
-        painter.setFont(self.font())
-        rect = QRectF(self.contentsRect())
-        flags = int(self.alignment())
-        # eight offset copies in black, then the text: an outline without the cost of a blur effect
-        painter.setPen(OUTLINE_COLOUR)
-        for dx, dy in _OFFSETS:
-            painter.drawText(rect.translated(dx, dy), flags, text)
-        painter.setPen(TEXT_COLOUR)
-        painter.drawText(rect, flags, text)
+        painter.drawPixmap(0, 0, self._pixmap)
         painter.end()
 
 
@@ -64,8 +88,14 @@ class ScaleBarWidget(QWidget):
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.bar: ScaleBar | None = None
+        self._font_key = ""
+        self._pixmap: QPixmap | None = None
+        self._pixmap_key: tuple | None = None
 
     def set_bar(self, bar: ScaleBar | None) -> None:
+        if bar == self.bar and self.isHidden() == (bar is None) and self._font_key == self.font().key():
+            return  # the same bar (every frame shown asks again): no relayout, no repaint
+        self._font_key = self.font().key()
         self.bar = bar
         self.setVisible(bar is not None)
         metrics = self.fontMetrics()
@@ -78,7 +108,20 @@ class ScaleBarWidget(QWidget):
         bar = self.bar
         if bar is None:
             return
+        # repainted with the image under it on every frame: drawn once per bar into a pixmap, then blitted
+        ratio = self.devicePixelRatioF()
+        key = (bar, self.font().key(), self.width(), self.height(), ratio)
+        if key != self._pixmap_key or self._pixmap is None:
+            pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            self._draw(QPainter(pixmap), bar)
+            self._pixmap, self._pixmap_key = pixmap, key
         painter = QPainter(self)
+        painter.drawPixmap(0, 0, self._pixmap)
+        painter.end()
+
+    def _draw(self, painter: QPainter, bar: ScaleBar) -> None:
         painter.setFont(self.font())
         x0 = (self.width() - bar.pixels) / 2
         x1 = x0 + bar.pixels

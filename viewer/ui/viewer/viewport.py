@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,8 +42,9 @@ from PySide6.QtWidgets import (
 
 from viewer.render import gsps
 from viewer.render.cache import FrameCache, neighbour_order
+from viewer.render.decode import ImageSource
 from viewer.render.displaylist import DisplayList
-from viewer.render.lut import Voi, Window, min_max_window
+from viewer.render.lut import DisplayLut, Voi, Window, min_max_window
 from viewer.render.measure import (
     Calibration,
     Measurement,
@@ -51,7 +53,14 @@ from viewer.render.measure import (
 )
 from viewer.render.pipeline import Preset, modality_value, presets_for
 from viewer.render.series import SeriesStack, annotations, orientation_labels, reference_line
-from viewer.render.view import ComposeCache, Interpolation, ViewState, compose
+from viewer.render.view import (
+    ComposeCache,
+    DecodedImage,
+    Interpolation,
+    PresentationKind,
+    ViewState,
+    compose,
+)
 from viewer.ui.viewer.frame_item import FrameItem
 from viewer.ui.viewer.keys import handle_key
 from viewer.ui.viewer.overlay_text import OverlayLabel, ScaleBarWidget, overlay_font, overlay_pixel_size
@@ -128,19 +137,30 @@ class Viewport(QWidget):
     window_changed = Signal(object)
     _frame_arrived = Signal(object, object)  # (key, frame) from a cache worker thread
 
-    def __init__(self, cache: FrameCache, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, cache: FrameCache, parent: QWidget | None = None, *, luts: OrderedDict[Hashable, DisplayLut] | None = None
+    ) -> None:
         super().__init__(parent)
         self.cache = cache
+        # display LUTs are keyed by what they are made of (header attributes, VOI, state): viewports of one
+        # area share them, so four series of one protocol scrolled with the same window build one table
+        self._luts: OrderedDict[Hashable, DisplayLut] = luts if luts is not None else OrderedDict()
         self.stack: SeriesStack | None = None
         self.index = 0
         # Everything that decides the picture lives in one Qt-free ViewState (render/view.py); the viewport
         # paints compose(state) and turns input into state changes.
         self._view = ViewState("")
         self._presentation: Dataset | None = None  # the loaded dataset of the chosen state (path in _view)
-        self._compose_cache = ComposeCache()
+        # a blending state's superimposed image, decoded on a worker: (path, source); None until it arrives
+        self._superimposed: tuple[str, ImageSource] | None = None
+        self._superimposed_loading: str | None = None
+        self._compose_cache = self._new_compose_cache()
         self._display: DisplayList | None = None
         self._geometry_key: tuple | None = None
         self._state_items: list[QGraphicsItem] = []
+        self._state_items_key: tuple | None = None
+        self._markers_key: tuple | None = None
+        self._reference_drawn: list | None = None
         self.tools = MeasurementTools(self)
         self.reference_segments: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self.displayed_index: int | None = None
@@ -178,11 +198,17 @@ class Viewport(QWidget):
         self.scale_bar.set_bar(None)
         self.view_box.sigRangeChanged.connect(lambda *_: self._update_scale_bar())
         self.set_smooth(True)
+        self._prefetch_timer = QTimer(self)
+        self._prefetch_timer.setSingleShot(True)
+        self._prefetch_timer.timeout.connect(self._schedule_prefetch)
         self.cine_timer = QTimer(self)
         self.cine_timer.timeout.connect(self._cine_tick)
         self.cine_fps = 15.0
         self._frame_arrived.connect(self._on_frame_arrived, Qt.ConnectionType.QueuedConnection)
         self.view.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    def _new_compose_cache(self) -> ComposeCache:
+        return ComposeCache(max_luts=32, luts=self._luts)
 
     # ----------------------------------------------------------------- widgets
     def _make_label(self, *, center: bool = False, right: bool = False) -> OverlayLabel:
@@ -273,9 +299,11 @@ class Viewport(QWidget):
         self._moved_since_open = False
         self._view = ViewState("", interpolation=self._view.interpolation)
         self._presentation = None
-        self._compose_cache = ComposeCache()
+        self._compose_cache = self._new_compose_cache()
         self._display = None
         self._geometry_key = None
+        self._state_items_key = None
+        self._markers_key = None
         self._frame = None
         self.displayed_index = None
         if stack is None or not len(stack):
@@ -291,7 +319,10 @@ class Viewport(QWidget):
         # the first frame is decoded here so the image appears at once; every other frame comes from workers
         self._frame = self.cache.get_blocking(stack.key(self.index))
         self._show_frame(self.index, self._frame)
-        self._schedule_prefetch()
+        # the neighbours are decoded on the cache's workers once the first image is painted (a zero timer
+        # runs after the pending repaint): decoding threads started now would compete for the interpreter
+        # with the first paint
+        self._prefetch_timer.start(0)
 
     def reorder(self, stack: SeriesStack, ordered: list | None) -> None:
         """Adopt a new slice order for `stack` (if still shown): image 1 of it, or the same slice once scrolled."""
@@ -357,9 +388,21 @@ class Viewport(QWidget):
         ref = self.stack[index]
         source = self.stack.source(index)
         self._view = self._view.replace(path=ref.path, sop_instance_uid=ref.sop_instance_uid or "", frame=ref.frame)
+        view, presentation, over = self._view, self._presentation, None
+        if presentation is not None and PresentationKind.of(presentation) is PresentationKind.BLENDING:
+            over = self._superimposed_source()
+            if over is None:
+                # the superimposed image is being decoded on a worker (never here): the image without the
+                # state until it arrives, then the blend
+                view, presentation = view.replace(presentation=None, superimposed=None), None
         try:
             display = compose(
-                self._view, source=source, stored=frame, presentation=self._presentation, cache=self._compose_cache
+                view,
+                source=source,
+                stored=frame,
+                presentation=presentation,
+                superimposed=over,
+                cache=self._compose_cache,
             )
         except (gsps.PresentationStateError, ValueError, KeyError) as exc:
             # a state that cannot be applied must not leave the image unseen: show it without the state
@@ -369,7 +412,11 @@ class Viewport(QWidget):
             )
         self._display = display
         bitmap = display.image_bitmap if display.image_bitmap is not None else display.bitmap
-        self.image_item.setImage(bitmap)
+        # The view is asked to repaint directly rather than through the scene's queued dirty-item report: when
+        # several viewports change in one step (2×2 scrolling together), that report arrives after the labels'
+        # repaint of the window and every view would be painted twice.
+        self.image_item.setImage(bitmap, update_scene=False)
+        self.view.viewport().update()
         first = self.displayed_index is None
         self.displayed_index = index
         self.frames_shown += 1
@@ -382,10 +429,64 @@ class Viewport(QWidget):
         self._show_measurements_for(index)
         self._draw_reference_lines()
 
+    def _superimposed_source(self) -> ImageSource | None:
+        """The decoded superimposed image of the blending state shown, or None while it loads (started here)."""
+        path = self._view.superimposed
+        if path is None:
+            return None
+        if self._superimposed is not None and self._superimposed[0] == path:
+            return self._superimposed[1]
+        if self._superimposed_loading != path:
+            from viewer.ui.workers import run_in_background
+
+            self._superimposed_loading = path
+            run_in_background(
+                DecodedImage,
+                path,
+                on_result=lambda source, p=path: self._superimposed_arrived(p, source),
+                on_error=lambda exc, p=path: self._superimposed_failed(p, exc),
+            )
+        return None
+
+    def _superimposed_arrived(self, path: str, source: ImageSource) -> None:
+        if self._superimposed_loading == path:
+            self._superimposed_loading = None
+        self._superimposed = (path, source)
+        if self._view.superimposed == path:
+            self._geometry_key = None
+            self.rerender()
+
+    def _superimposed_failed(self, path: str, exc: BaseException) -> None:
+        if self._superimposed_loading == path:
+            self._superimposed_loading = None
+        log.warning("the blending state's superimposed image cannot be read: %s", exc)
+
+    @property
+    def superimposed_pending(self) -> bool:
+        """True while a blending state's superimposed image is decoded on a worker (the blend follows)."""
+        return self._superimposed_loading is not None
+
     def _draw_state_items(self, display: DisplayList) -> None:
         """The state's graphic and text annotations (vector items, image coordinates, over the bitmap)."""
         from viewer.ui.presentation_items import items_for
 
+        # a window change or a scroll through slices the state does not annotate keeps the same vectors:
+        # rebuilding QGraphicsItems on every frame costs more than composing the frame
+        v = self._view
+        key = (
+            id(self._presentation),
+            v.presentation,
+            v.sop_instance_uid,
+            v.frame,
+            v.show_annotations,
+            v.items,
+            display.spatial,
+            display.area,
+            len(display.items),
+        )
+        if key == self._state_items_key:
+            return
+        self._state_items_key = key
         for item in self._state_items:
             self._remove_item(item)
         self._state_items = []
@@ -663,13 +764,28 @@ class Viewport(QWidget):
         )
         for name, lines in corners.items():
             self.corner_labels[name].setText("\n".join(lines))
-        self._update_markers()
+        self._update_markers(place=False)
         self._update_scale_bar()
         self._place_labels()
 
-    def _update_markers(self) -> None:
+    def _update_markers(self, *, place: bool = True) -> None:
         if self.stack is None or not len(self.stack):
             return
+        # the labels follow the image's orientation and the composed transform only: scrolling through a
+        # series (or changing the window) keeps them
+        header = self.stack.header(self.index)
+        key = (
+            id(self.stack),
+            str(header.get("ImageOrientationPatient", "")),
+            str(header.get("PatientOrientation", "")),
+            "ImagePositionPatient" in header,
+            self._display.spatial if self._display is not None else (self.flip_h, self.flip_v, self.rotation),
+        )
+        if key == self._markers_key:
+            if place:
+                self._place_labels()
+            return
+        self._markers_key = key
         if self._display is not None:
             # the composed transform rotates, then flips; the labels take the flip first: H·R(r) = R(−r)·H
             spatial = self._display.spatial
@@ -681,7 +797,8 @@ class Viewport(QWidget):
             )
         for name, label in self.marker_labels.items():
             label.setText(labels.get(name, ""))
-        self._place_labels()
+        if place:
+            self._place_labels()
 
     def pixel_readout(self, col: float, row: float) -> str:
         if self._frame is None or self.stack is None or self.displayed_index is None:
@@ -785,6 +902,11 @@ class Viewport(QWidget):
         return [segment] if segment else []
 
     def _draw_reference_lines(self) -> None:
+        if self._reference_drawn == self.reference_segments and all(
+            item.parentItem() is self.image_item for item in self._reference_items
+        ):
+            return  # the same lines are on screen (every frame shown asks again)
+        self._reference_drawn = list(self.reference_segments)
         for item in self._reference_items:
             self._remove_item(item)
         self._reference_items = []
