@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from PySide6.QtCore import QEvent, QObject
 
+from tests.support.paints import PaintCounter
 from viewer.core.settings import Settings
 from viewer.core.store import StudyStore
 
@@ -132,26 +132,13 @@ def _wait_shown(app, viewport, index: int, timeout: float = 10.0) -> None:
         time.sleep(0.0005)
 
 
-class _PaintCounter(QObject):
-    """Counts paint events of the widgets it is installed on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.Paint:
-            self.count += 1
-        return False
+_COUNTERS: dict[int, PaintCounter] = {}
 
 
-_COUNTERS: dict[int, _PaintCounter] = {}
-
-
-def _counter(widget) -> _PaintCounter:
+def _counter(widget) -> PaintCounter:
     counter = _COUNTERS.get(id(widget))
     if counter is None:
-        counter = _COUNTERS[id(widget)] = _PaintCounter()
+        counter = _COUNTERS[id(widget)] = PaintCounter()
         widget.installEventFilter(counter)
     return counter
 

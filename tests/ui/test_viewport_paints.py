@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-from PySide6.QtCore import QEvent, QObject
 
+from tests.support.paints import PaintCounter
 from viewer.core.context import AppContext
 from viewer.render.lut import Window
-
-
-class _Paints(QObject):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.Paint:
-            self.count += 1
-        return False
 
 
 def _series(ctx: AppContext, seed: int, slices: int = 6) -> str:
@@ -73,7 +62,7 @@ def test_four_viewports_stepping_together_paint_each_view_once_per_step(qtbot, t
 
     counters = []
     for viewport in grid:
-        counter = _Paints()
+        counter = PaintCounter()
         viewport.view.viewport().installEventFilter(counter)
         counters.append(counter)
     steps = 4
