@@ -26,9 +26,7 @@ Invariants the rest of the app relies on:
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -53,6 +51,22 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 
 from viewer.core import ingest
+from viewer.core.blobs import (
+    FILE_MODE,
+    ChainedStream,
+    IncomingFile,
+    StoreFullError,
+    close_quietly,
+    fsync_dir,
+    full_disk_is_store_full,
+    hold_shared_lock,
+    is_disk_full,
+    private_dir,
+    private_file,
+    release_page_cache,
+    sync_filesystem_of,
+    write_chunks,
+)
 from viewer.core.errors import StoreError
 from viewer.core.ingest import Checked, PatientConflict, Refused
 from viewer.core.model import (
@@ -72,8 +86,6 @@ _CHUNK = 1 << 20
 # Files up to this size are read whole into memory to be checked, hashed and written in one pass; larger
 # ones are copied in chunks, then checked from the copy.
 _SCAN_LIMIT = 16 << 20
-_DIR_MODE = 0o700
-_FILE_MODE = 0o600
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -172,13 +184,6 @@ NotDicomError = ingest.NotDicom
 InvalidObjectError = ingest.Refused
 
 
-class StoreFullError(StoreError):
-    """The disk holding the store is full; nothing was changed (`rolled_back`: a batch's uncommitted adds
-    were undone with it)."""
-
-    rolled_back: bool = False
-
-
 @dataclass(frozen=True)
 class StoreEvent:
     kind: str  # "added", "replaced" or "deleted"
@@ -256,7 +261,7 @@ class StudyStore:
         self.db_path = self.root / "index.sqlite3"
         self.durable = durable
         for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir):
-            _private_dir(folder)
+            private_dir(folder)
         self._made_dirs: set[str] = set()
         # The hot path (one received instance) works on strings: pathlib's parsing cost more than the rename.
         self._files_s = os.fspath(self.files_dir)
@@ -264,10 +269,10 @@ class StudyStore:
         self._recent_rows: dict[tuple[str, str], Study | Series] = {}
         if not (self.files_dir / "ff").is_dir() or (self.files_dir / "ff").stat().st_mode & 0o077:
             for prefix in range(256):
-                _private_dir(self.files_dir / f"{prefix:02x}")
+                private_dir(self.files_dir / f"{prefix:02x}")
         self._made_dirs.update(f"{prefix:02x}" for prefix in range(256))
         # SQLite gives its -wal and -shm files the database file's permissions: create that one private.
-        _private_file(self.db_path)
+        private_file(self.db_path)
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._listeners: list[Callable[[StoreEvent], None]] = []
@@ -284,9 +289,9 @@ class StudyStore:
         self._sync_timer: threading.Timer | None = None
         # Every process with the store open holds a shared lock on this file for as long as it has it open,
         # so `recover` can tell whether anyone else might be writing temp files right now.
-        self._open_lock_fd = _hold_shared_lock(self.root / ".open.lock")
+        self._open_lock_fd = hold_shared_lock(self.root / ".open.lock")
         self._lock_finalizer = (
-            weakref.finalize(self, _close_quietly, self._open_lock_fd) if self._open_lock_fd is not None else None
+            weakref.finalize(self, close_quietly, self._open_lock_fd) if self._open_lock_fd is not None else None
         )
         with self._write_lock:
             conn = self._conn()
@@ -295,7 +300,7 @@ class StudyStore:
             self._migrate(conn)
         for name in ("index.sqlite3-wal", "index.sqlite3-shm"):
             with contextlib.suppress(OSError):
-                os.chmod(self.root / name, _FILE_MODE)  # made by an older version under the umask
+                os.chmod(self.root / name, FILE_MODE)  # made by an older version under the umask
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Bring an older index up to `SCHEMA_VERSION` (one transaction; other processes may be opening too)."""
@@ -413,7 +418,7 @@ class StudyStore:
         tmp = os.path.join(self._tmp_s, f"{uuid.uuid4().hex}.part")
         moved = False
         try:
-            _write_chunks(tmp, chunks, sync=sync)  # type: ignore[arg-type]
+            write_chunks(tmp, chunks, sync=sync)  # type: ignore[arg-type]
             result = self._commit(checked, tmp, source, sync=sync, replace=replace)
             # Added or replaced: the temp file was renamed into place (no unlink that can only fail).
             moved = result.status in (AddStatus.ADDED, AddStatus.REPLACED)
@@ -455,13 +460,13 @@ class StudyStore:
         if timer is not None:
             timer.cancel()
         mark = time.time()
-        _sync_filesystem_of(self.root)
+        sync_filesystem_of(self.root)
         conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
         try:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('synced_until', ?)", (repr(mark),))
         except sqlite3.OperationalError as exc:
-            if not _is_disk_full(exc):
+            if not is_disk_full(exc):
                 raise
             # The files are synced; only the mark is missing, so recovery checks a few more rows. Safe.
             log.warning("disk full: could not record the group sync mark")
@@ -531,14 +536,14 @@ class StudyStore:
         final = self._final_path(sha)
         final_s = os.path.join(self._files_s, sha[:2], sha)
         existed = os.path.exists(final_s)
-        with _full_disk_is_store_full():
+        with full_disk_is_store_full():
             if sha[:2] not in self._made_dirs:  # a mkdir per file costs more than the insert
-                _private_dir(final.parent)
+                private_dir(final.parent)
                 self._made_dirs.add(sha[:2])
             try:
                 os.replace(tmp, final_s)
             except FileNotFoundError:  # the folder was removed behind our back: make it again
-                _private_dir(final.parent)
+                private_dir(final.parent)
                 os.replace(tmp, final_s)
         return final, existed
 
@@ -560,7 +565,7 @@ class StudyStore:
         head = src.read(_SCAN_LIMIT + 1)
         if len(head) <= _SCAN_LIMIT:
             checked = ingest.check_part10(head, max_bytes=self.max_object_bytes)
-            _write_chunks(tmp, checked.chunks or (head,), sync=sync)
+            write_chunks(tmp, checked.chunks or (head,), sync=sync)
             return checked
         problem = ingest.head_problem(head[:140])
         if problem:
@@ -569,7 +574,7 @@ class StudyStore:
         del head
         checked = ingest.check_file(tmp, sha256=sha, size=size, max_bytes=self.max_object_bytes)
         if checked.chunks is not None:  # rewritten as Part 10 (no preamble or no meta)
-            _write_chunks(tmp, checked.chunks, sync=sync)
+            write_chunks(tmp, checked.chunks, sync=sync)
         return checked
 
     def _copy_hashing(self, src: BinaryIO, tmp: Path, sync: bool) -> tuple[str, int]:
@@ -583,7 +588,7 @@ class StudyStore:
                 size += len(chunk)
                 yield chunk
 
-        _write_chunks(tmp, hashed_chunks(), sync=sync)
+        write_chunks(tmp, hashed_chunks(), sync=sync)
         return digest.hexdigest(), size
 
     @staticmethod
@@ -671,7 +676,7 @@ class StudyStore:
                 result = AddResult(AddStatus.REPLACED, *fields)
             if self._batch_depth == 0:
                 if sync:
-                    _fsync_dir(final.parent)
+                    fsync_dir(final.parent)
                 conn.execute("BEGIN IMMEDIATE")
             try:
                 self._upsert(conn, entry, final, sha, size, source, deferred)
@@ -702,7 +707,7 @@ class StudyStore:
                         conn.execute("ROLLBACK")
                     if not existed:
                         self._unlink_if_unreferenced(final)
-                if _is_disk_full(exc):
+                if is_disk_full(exc):
                     raise StoreFullError("the disk holding the study store is full") from exc
                 raise
             if deferred:
@@ -755,7 +760,7 @@ class StudyStore:
         try:
             if still_used is not None:
                 shutil.copyfile(path, target)
-                os.chmod(target, _FILE_MODE)
+                os.chmod(target, FILE_MODE)
             else:
                 os.replace(path, target)
         except FileNotFoundError:
@@ -929,7 +934,7 @@ class StudyStore:
     def _flush_batch(self, conn: sqlite3.Connection, *, begin_again: bool = True) -> None:
         synced = False
         if self.durable and self._batch_pending:
-            _sync_filesystem_of(self.root)
+            sync_filesystem_of(self.root)
             synced = True
         try:
             conn.execute("COMMIT")
@@ -947,14 +952,14 @@ class StudyStore:
             if begin_again:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("BEGIN IMMEDIATE")
-            if _is_disk_full(exc):
+            if is_disk_full(exc):
                 full = StoreFullError("the disk holding the study store is full")
                 full.rolled_back = True
                 raise full from exc
             raise
         files, self._batch_files = self._batch_files, []
         if synced and self._batch_release_cache:
-            _release_page_cache(files)
+            release_page_cache(files)
         events, self._batch_events = self._batch_events, []
         retire, self._batch_retire = self._batch_retire, []
         self._batch_new_files = []
@@ -1241,7 +1246,7 @@ class StudyStore:
         if fd is None or fcntl is None:
             yield False
             return
-        gate = os.open(self.root / ".recover.lock", os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        gate = os.open(self.root / ".recover.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(gate, fcntl.LOCK_EX)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -1329,186 +1334,3 @@ def _numbers(text: str) -> tuple[float, ...]:
 def _same_person_text(value: str) -> str:
     """Patient ID / name as compared for a conflict: case, padding and empty trailing components aside."""
     return value.strip().rstrip("^= ").upper()
-
-
-def _private_dir(path: Path) -> None:
-    """Make (or keep) a folder readable by the user alone, whatever the umask (finding 11)."""
-    path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, _DIR_MODE)
-
-
-def _private_file(path: Path) -> None:
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, _FILE_MODE))
-    except OSError:
-        return
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, _FILE_MODE)
-
-
-def _open_new(path: Path) -> BinaryIO:
-    """A new file for writing, 0600 whatever the umask (os.open's mode, not open()'s 0666 & ~umask)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
-    return os.fdopen(fd, "wb")
-
-
-def _close_quietly(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-
-
-class IncomingFile:
-    """A file being written into the store's temp folder, hashed as it is written (a large object is not
-    read back for that); `StudyStore.add_incoming` stores it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.digest = hashlib.sha256()
-        self.size = 0
-        with _full_disk_is_store_full():
-            self._file: BinaryIO | None = _open_new(path)
-
-    def write(self, data: bytes | memoryview) -> None:
-        assert self._file is not None, "already closed"
-        with _full_disk_is_store_full():
-            self._file.write(data)
-        self.digest.update(data)
-        self.size += len(data)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def discard(self) -> None:
-        """Close and remove the temp file (after `add_incoming` has moved it into place, nothing is left)."""
-        self.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-
-class ChainedStream(io.RawIOBase):
-    """A read-only stream that replays bytes already read (a sniffed head) before the rest of a stream."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._head:
-            if size is None or size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            if len(data) < size:
-                data += self._rest.read(size - len(data))
-            return data
-        return self._rest.read(size)
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-@contextlib.contextmanager
-def _full_disk_is_store_full() -> Iterator[None]:
-    """A write that fails for want of space becomes `StoreFullError`, the message the user sees."""
-    try:
-        yield
-    except OSError as exc:
-        if _is_disk_full(exc):
-            raise StoreFullError("the disk holding the study store is full") from exc
-        raise
-
-
-def _is_disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    if isinstance(exc, sqlite3.OperationalError):
-        return getattr(exc, "sqlite_errorcode", None) == 13 or "disk is full" in str(exc)  # SQLITE_FULL
-    return False
-
-
-def _hold_shared_lock(path: Path) -> int | None:
-    if fcntl is None:
-        return None
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except OSError:
-        return None
-    return fd
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_chunks(path: Path | str, chunks: Iterable[bytes | bytearray | memoryview], *, sync: bool) -> None:
-    """Write a new file (0600), fsynced when asked; a full disk becomes `StoreFullError`.
-
-    Plain os.write calls: the chunks are already whole buffers, so a buffered writer would only copy them."""
-    with _full_disk_is_store_full():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _release_page_cache(paths: Iterable[Path]) -> None:
-    """Drop synced files' pages from the page cache (they are read back from disk when next viewed)."""
-    if not hasattr(os, "posix_fadvise"):
-        return
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-_LIBC: object = None
-
-
-def _sync_filesystem_of(path: Path) -> None:
-    """syncfs(2) on the filesystem holding `path` (just that one, unlike sync), else a full sync."""
-    global _LIBC
-    if os.name == "posix":
-        try:
-            import ctypes
-
-            if _LIBC is None:
-                _LIBC = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                if _LIBC.syncfs(fd) == 0:  # type: ignore[attr-defined]
-                    return
-            finally:
-                os.close(fd)
-        except (OSError, AttributeError):
-            pass
-    if hasattr(os, "sync"):
-        os.sync()
