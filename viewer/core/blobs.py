@@ -15,6 +15,10 @@ import hashlib
 import io
 import os
 import sqlite3
+import threading
+import time
+import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -94,6 +98,100 @@ class IncomingFile:
             self.path.unlink()
 
 
+class SpareFiles:
+    """New, empty temp files made ahead of need on a helper thread, for the Storage SCP's small objects.
+
+    Creating a file is the one step of storing a small received instance whose cost the disk, not this
+    process, sets: on one machine the same create took from 12 us to 0.7 ms as the filesystem's inode
+    tables were or were not in memory, up to half of what an instance cost us. The receiving thread takes
+    a file made ahead and only writes and renames it. The helper starts on first use, keeps `DEPTH` files
+    ready, and after `IDLE_S` without use removes them and ends (an idle store keeps no spare files), as
+    it does on `release` (a server stopping) and `close`.
+    """
+
+    DEPTH = 8
+    IDLE_S = 5.0
+    _RETRY_S = 1.0  # after the helper failed (a full disk), how long the receiving thread makes its own
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._ready: deque[tuple[str, int]] = deque()
+        self._cond = threading.Condition()
+        self._helper: threading.Thread | None = None
+        self._closed = False
+        self._last_take = 0.0
+        self._failed_at = -self._RETRY_S
+
+    def take(self) -> tuple[str, int]:
+        """A new empty file (0600) in the folder: its path and a descriptor open for writing, the caller's
+        to close. Made here and now when none is ready (a full disk raises `StoreFullError`)."""
+        with self._cond:
+            now = time.monotonic()
+            self._last_take = now
+            spare = self._ready.popleft() if self._ready else None
+            if self._helper is None and not self._closed and now - self._failed_at >= self._RETRY_S:
+                self._helper = threading.Thread(target=self._make_ahead, name="lightbox-spare-files", daemon=True)
+                self._helper.start()
+            self._cond.notify()
+        return spare if spare is not None else self._make()
+
+    def release(self) -> None:
+        """Remove the files made ahead now (the helper makes new ones when next asked)."""
+        with self._cond:
+            spares, self._ready = list(self._ready), deque()
+            self._last_take = 0.0  # the helper, if running, ends at its next look
+            self._cond.notify()
+        _remove(spares)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            helper = self._helper
+        self.release()
+        if helper is not None:
+            helper.join(timeout=5.0)
+        self.release()  # one the helper made while it was closing
+
+    def _make(self) -> tuple[str, int]:
+        path = os.path.join(self._folder, f"{uuid.uuid4().hex}.part")
+        with full_disk_is_store_full():
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+
+    def _make_ahead(self) -> None:
+        while True:
+            with self._cond:
+                while (
+                    not self._closed
+                    and len(self._ready) >= self.DEPTH
+                    and time.monotonic() - self._last_take < self.IDLE_S
+                ):
+                    self._cond.wait(self.IDLE_S)
+                if self._closed or time.monotonic() - self._last_take >= self.IDLE_S:
+                    spares, self._ready = list(self._ready), deque()
+                    self._helper = None
+                    break
+            try:
+                spare = self._make()
+            except (OSError, StoreFullError):
+                with self._cond:
+                    self._failed_at = time.monotonic()
+                    self._helper = None
+                return
+            with self._cond:
+                if not self._closed:
+                    self._ready.append(spare)
+                    continue
+            _remove([spare])
+        _remove(spares)
+
+
+def _remove(spares: Iterable[tuple[str, int]]) -> None:
+    for path, fd in spares:
+        close_quietly(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 class ChainedStream(io.RawIOBase):
     """A read-only stream that replays bytes already read (a sniffed head) before the rest of a stream."""
 
@@ -162,12 +260,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_chunks(path: Path | str, chunks: Iterable[bytes | bytearray | memoryview], *, sync: bool) -> None:
-    """Write a new file (0600), fsynced when asked; a full disk becomes `StoreFullError`.
-
-    Plain os.write calls: the chunks are already whole buffers, so a buffered writer would only copy them."""
+def write_chunks_to(fd: int, chunks: Iterable[bytes | bytearray | memoryview], *, sync: bool) -> None:
+    """Write the chunks through `fd`, fsynced when asked, and close it; a full disk becomes `StoreFullError`."""
     with full_disk_is_store_full():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             for chunk in chunks:
                 view = memoryview(chunk)
@@ -177,6 +272,15 @@ def write_chunks(path: Path | str, chunks: Iterable[bytes | bytearray | memoryvi
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_chunks(path: Path | str, chunks: Iterable[bytes | bytearray | memoryview], *, sync: bool) -> None:
+    """Write a new file (0600), fsynced when asked; a full disk becomes `StoreFullError`.
+
+    Plain os.write calls: the chunks are already whole buffers, so a buffered writer would only copy them."""
+    with full_disk_is_store_full():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    write_chunks_to(fd, chunks, sync=sync)
 
 
 def release_page_cache(paths: Iterable[Path]) -> None:

@@ -55,6 +55,7 @@ from viewer.core.blobs import (
     FILE_MODE,
     ChainedStream,
     IncomingFile,
+    SpareFiles,
     StoreFullError,
     close_quietly,
     fsync_dir,
@@ -66,6 +67,7 @@ from viewer.core.blobs import (
     release_page_cache,
     sync_filesystem_of,
     write_chunks,
+    write_chunks_to,
 )
 from viewer.core.errors import StoreError
 from viewer.core.ingest import Checked, PatientConflict, Refused
@@ -266,6 +268,7 @@ class StudyStore:
         # The hot path (one received instance) works on strings: pathlib's parsing cost more than the rename.
         self._files_s = os.fspath(self.files_dir)
         self._tmp_s = os.fspath(self.tmp_dir)
+        self._spare_files = SpareFiles(self._tmp_s)
         self._recent_rows: dict[tuple[str, str], Study | Series] = {}
         if not (self.files_dir / "ff").is_dir() or (self.files_dir / "ff").stat().st_mode & 0o077:
             for prefix in range(256):
@@ -340,7 +343,12 @@ class StudyStore:
             setattr(self._local, name, conn)
         return conn
 
+    def release_spare_files(self) -> None:
+        """Remove the temp files made ahead for received objects (a Storage SCP stopping; see `SpareFiles`)."""
+        self._spare_files.release()
+
     def close(self) -> None:
+        self._spare_files.close()
         # Marking on every clean close keeps the after-a-crash check down to what this session added.
         self.sync_pending(mark_anyway=self._has_sync_mark())
         for name in ("conn", "conn_deferred"):
@@ -415,10 +423,10 @@ class StudyStore:
         sync = self._received_sync(sync)
         chunks = checked.chunks if checked.chunks is not None else (data,)
         assert all(chunk is not None for chunk in chunks), "no bytes to store"
-        tmp = os.path.join(self._tmp_s, f"{uuid.uuid4().hex}.part")
+        tmp, fd = self._spare_files.take()
         moved = False
         try:
-            write_chunks(tmp, chunks, sync=sync)  # type: ignore[arg-type]
+            write_chunks_to(fd, chunks, sync=sync)  # type: ignore[arg-type]
             result = self._commit(checked, tmp, source, sync=sync, replace=replace)
             # Added or replaced: the temp file was renamed into place (no unlink that can only fail).
             moved = result.status in (AddStatus.ADDED, AddStatus.REPLACED)
@@ -1156,6 +1164,7 @@ class StudyStore:
             if not alone:
                 report.skipped = True
                 return report
+            self._spare_files.release()
             for tmp in list(self.tmp_dir.iterdir()):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

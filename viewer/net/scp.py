@@ -204,6 +204,7 @@ class StorageServer(AcceptorHandlers):
             return
         acceptor.shutdown()
         self.store.sync_pending()
+        self.store.release_spare_files()
         self._emit(ScpEvent("stopped"))
 
     def __enter__(self) -> StorageServer:

@@ -1,0 +1,68 @@
+"""The store's temp files made ahead of need (`viewer.core.blobs.SpareFiles`)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from tests.support.peers import make_small_instances
+from viewer.core import ingest
+from viewer.core.blobs import SpareFiles, write_chunks_to
+from viewer.core.store import AddStatus, StudyStore
+
+
+def _wait_for(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_spare_files_are_private_new_files_made_ahead_and_removed_on_release(tmp_path: Path) -> None:
+    spares = SpareFiles(str(tmp_path))
+    path, fd = spares.take()
+    write_chunks_to(fd, [b"abc", memoryview(b"def")], sync=False)
+    assert Path(path).read_bytes() == b"abcdef"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # The helper fills up to DEPTH files besides the one taken.
+    assert _wait_for(lambda: len(list(tmp_path.glob("*.part"))) == SpareFiles.DEPTH + 1)
+    os.unlink(path)
+    taken = [spares.take() for _ in range(3)]
+    assert len({p for p, _ in taken}) == 3
+    for p, fd in taken:
+        os.close(fd)
+        os.unlink(p)
+    spares.release()
+    spares.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_idle_helper_removes_its_files_and_ends(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(SpareFiles, "IDLE_S", 0.2)
+    spares = SpareFiles(str(tmp_path))
+    path, fd = spares.take()
+    os.close(fd)
+    os.unlink(path)
+    assert _wait_for(lambda: spares._helper is None and not list(tmp_path.iterdir()))
+    # Asked again, it starts again.
+    path, fd = spares.take()
+    os.close(fd)
+    os.unlink(path)
+    assert _wait_for(lambda: len(list(tmp_path.glob("*.part"))) > 0)
+    spares.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_closed_store_leaves_no_spare_files(tmp_path: Path) -> None:
+    store = StudyStore(tmp_path / "store")
+    for path in make_small_instances(tmp_path / "data", 3):
+        data = path.read_bytes()
+        result = store.add_checked(ingest.check_part10(data), data, source="scp:TEST", sync=False)
+        assert result.status is AddStatus.ADDED
+    assert store.integrity_problems() == []
+    store.close()
+    assert list((tmp_path / "store" / "files" / ".tmp").iterdir()) == []
