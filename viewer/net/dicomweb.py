@@ -291,17 +291,19 @@ def search(
     limit: int | None = None,
     offset: int | None = None,
     fuzzy: bool | None = None,
+    return_keys: Sequence[str] | None = None,
 ) -> list[QueryMatch]:
     """QIDO-RS at STUDY, SERIES or IMAGE level with the keys of a C-FIND (see `viewer.net.scu.find`).
 
     `limit`/`offset` page through large answers (PS3.18 8.3.4.4); `fuzzy` asks for fuzzy matching of
-    person names where the server offers it (None: the node's setting).
+    person names where the server offers it (None: the node's setting). `return_keys` (default: those of
+    our C-FIND) are asked for with `includefield`; fewer is faster where the server must open files for them.
     """
     level = level.upper()
     if level not in LEVELS:
         raise ValueError(f"DICOMweb searches studies, series and instances, not {level.lower()}s")
     filters = _filters(keys)
-    fields = [k for k in RETURN_KEYS[level] if k not in filters]
+    fields = [k for k in (RETURN_KEYS[level] if return_keys is None else return_keys) if k not in filters]
     client = open_client(node)
     fuzzymatching = node.fuzzy_matching if fuzzy is None else fuzzy
     common = {"fuzzymatching": fuzzymatching or None, "limit": limit, "offset": offset, "fields": fields}
@@ -520,11 +522,13 @@ def neighbour_order(count: int, first: int) -> list[int]:
 class OrderedFetcher:
     """Fetch one series for viewing before (or without) importing it.
 
-    Metadata first (a QIDO-RS instance search: UIDs and instance numbers, sorted), then the displayed
-    instance, then its neighbours outwards, a few at once, each into a temporary store under `scratch`.
-    `focus(index)` re-orders what is still to fetch when the user scrolls. `keep(store)` copies what was
-    fetched into the real store through its ordinary add; `discard()` deletes the temporary area.
-    Listeners get `(index, sop_instance_uid)` from a worker thread as each instance lands.
+    The image on screen comes first: with `first_number` (the Instance Number the viewer opens on, known
+    from the series row) a one-match QIDO-RS search finds it and it is fetched at once, while the instance
+    metadata of the whole series (UIDs and numbers, sorted) loads beside it; then its neighbours outwards,
+    a few at once, each into a temporary store under `scratch`. `focus(index)` re-orders what is still to
+    fetch when the user scrolls. `keep(store)` copies what was fetched into the real store through its
+    ordinary add; `discard()` deletes the temporary area. Listeners get `(index, sop_instance_uid)` from a
+    worker thread as each instance lands (index -1 for the early first image, before the order is known).
     """
 
     def __init__(
@@ -542,32 +546,71 @@ class OrderedFetcher:
         self.folder = Path(tempfile.mkdtemp(prefix="lightbox-view-", dir=scratch))
         self.store = StudyStore(self.folder / "store", durable=False)
         self.instances: list[QueryMatch] = []
-        self._workers = workers
+        self.first_uid: str | None = None
+        self.error: DicomWebError | None = None
+        self._workers = max(1, workers)
         self._lock = threading.Condition()
         self._pending: list[int] = []
+        self._planned = False
         self._fetched: dict[int, str] = {}
         self._failed: dict[int, str] = {}
+        self._fetched_uids: set[str] = set()
         self._cancel = threading.Event()
         self._listeners: list[Callable[[int, str], None]] = []
         self._pool: ThreadPoolExecutor | None = None
 
     # --- setup
     def load_metadata(self) -> list[QueryMatch]:
-        matches = search(self.node, "IMAGE", {"StudyInstanceUID": self.study_uid, "SeriesInstanceUID": self.series_uid})
+        # Only what orders the stack: Rows/Columns would make some archives (Orthanc) open every file first.
+        keys = {"StudyInstanceUID": self.study_uid, "SeriesInstanceUID": self.series_uid}
+        matches = search(self.node, "IMAGE", keys, return_keys=("SOPInstanceUID", "InstanceNumber"))
         self.instances = sorted(matches, key=_sort_key)
         return self.instances
 
     def subscribe(self, listener: Callable[[int, str], None]) -> None:
         self._listeners.append(listener)
 
-    def start(self, first: int = 0) -> None:
-        if not self.instances:
-            self.load_metadata()
+    def start(self, first: int = 0, *, first_number: int | None = None) -> None:
+        """Begin fetching: the instance numbered `first_number` (else sorted index `first`), then outwards."""
+        self._pool = ThreadPoolExecutor(self._workers + 1, thread_name_prefix="dicomweb-view")
+        if first_number is not None and not self.instances:
+            self._pool.submit(self._fetch_by_number, first_number)
+        self._pool.submit(self._plan, first, first_number)
+
+    def _plan(self, first: int, first_number: int | None) -> None:
+        try:
+            if not self.instances:
+                self.load_metadata()
+        except DicomWebError as exc:
+            with self._lock:
+                self.error = exc
+                self._planned = True
+                self._lock.notify_all()
+            return
+        if first_number is not None:
+            numbers = [m.count("InstanceNumber") for m in self.instances]
+            first = numbers.index(first_number) if first_number in numbers else len(self.instances) // 2
+        first = min(max(first, 0), max(len(self.instances) - 1, 0))
         with self._lock:
-            self._pending = neighbour_order(len(self.instances), min(max(first, 0), max(len(self.instances) - 1, 0)))
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="dicomweb-view")
+            for index, match in enumerate(self.instances):
+                if match.get("SOPInstanceUID") in self._fetched_uids:
+                    self._fetched[index] = match.get("SOPInstanceUID")
+            self._pending = [i for i in neighbour_order(len(self.instances), first) if i not in self._fetched]
+            self._planned = True
+            self._lock.notify_all()
+        assert self._pool is not None
         for _ in range(self._workers):
             self._pool.submit(self._work)
+
+    def _fetch_by_number(self, number: int) -> None:
+        keys = {"StudyInstanceUID": self.study_uid, "SeriesInstanceUID": self.series_uid, "InstanceNumber": str(number)}
+        try:
+            matches = search(self.node, "IMAGE", keys, return_keys=("SOPInstanceUID", "InstanceNumber"))
+        except DicomWebError as exc:
+            log.info("first image lookup failed: %s", exc.kind)
+            return
+        if matches:
+            self._fetch_one(-1, matches[0].get("SOPInstanceUID"), open_client(self.node), close=True)
 
     def focus(self, index: int) -> None:
         """The user now looks at `index`: fetch it (if still missing) next, then its neighbours."""
@@ -578,34 +621,40 @@ class OrderedFetcher:
     # --- state
     def path_of(self, index: int) -> str | None:
         uid = self._fetched.get(index)
-        if uid is None:
-            return None
+        return self.path_of_uid(uid) if uid else None
+
+    def path_of_uid(self, uid: str) -> str | None:
         instance = self.store.instance(uid)
         return instance.path if instance else None
 
-    def wait_for(self, index: int, timeout: float | None = None) -> bool:
+    def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while index not in self._fetched and index not in self._failed:
+            while not done():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._lock.wait(remaining)
-            return index in self._fetched
+            return True
+
+    def wait_first(self, timeout: float | None = None) -> str | None:
+        """The path of the first image to show, once it is here (None on timeout or failure)."""
+        self._wait(lambda: self.first_uid is not None or self.error is not None or self._all_settled(), timeout)
+        return self.path_of_uid(self.first_uid) if self.first_uid else None
+
+    def wait_for(self, index: int, timeout: float | None = None) -> bool:
+        self._wait(lambda: index in self._fetched or index in self._failed or self.error is not None, timeout)
+        return index in self._fetched
+
+    def _all_settled(self) -> bool:
+        return self._planned and len(self._fetched) + len(self._failed) >= len(self.instances)
 
     def wait_all(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while len(self._fetched) + len(self._failed) < len(self.instances):
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._lock.wait(remaining)
-            return not self._failed
+        return self._wait(lambda: self.error is not None or self._all_settled(), timeout) and not self._failed
 
     @property
     def fetched(self) -> int:
-        return len(self._fetched)
+        return len(self._fetched_uids)
 
     # --- work
     def _work(self) -> None:
@@ -616,32 +665,37 @@ class OrderedFetcher:
                     if not self._pending:
                         return
                     index = self._pending.pop(0)
-                match = self.instances[index]
-                keys = {
-                    "StudyInstanceUID": self.study_uid,
-                    "SeriesInstanceUID": self.series_uid,
-                    "SOPInstanceUID": match.get("SOPInstanceUID"),
-                }
-                outcome = WebRetrieveResult()
-                try:
-                    for part in client.iter_parts(_retrieve_path("IMAGE", keys), accept_header(self.node)):
-                        _store_part(self.store, part, "dicomweb-view", outcome)
-                except (requests.RequestException, ValueError) as exc:
-                    log.warning("viewing fetch failed: %s", explain(exc, self.node, "retrieve").kind)
-                with self._lock:
-                    if outcome.sop_instance_uids:
-                        self._fetched[index] = outcome.sop_instance_uids[0]
-                    else:
-                        self._failed[index] = match.get("SOPInstanceUID")
-                    self._lock.notify_all()
-                if index in self._fetched:
-                    for listener in list(self._listeners):
-                        try:
-                            listener(index, self._fetched[index])
-                        except Exception:
-                            log.exception("fetch listener failed")
+                self._fetch_one(index, self.instances[index].get("SOPInstanceUID"), client)
         finally:
             client._session.close()
+
+    def _fetch_one(self, index: int, sop_uid: str, client: _Client, *, close: bool = False) -> None:
+        keys = {"StudyInstanceUID": self.study_uid, "SeriesInstanceUID": self.series_uid, "SOPInstanceUID": sop_uid}
+        outcome = WebRetrieveResult()
+        try:
+            for part in client.iter_parts(_retrieve_path("IMAGE", keys), accept_header(self.node)):
+                _store_part(self.store, part, "dicomweb-view", outcome)
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("viewing fetch failed: %s", explain(exc, self.node, "retrieve").kind)
+        finally:
+            if close:
+                client._session.close()
+        with self._lock:
+            if outcome.sop_instance_uids:
+                self._fetched_uids.add(sop_uid)
+                if index >= 0:
+                    self._fetched[index] = sop_uid
+                if self.first_uid is None:
+                    self.first_uid = sop_uid
+            elif index >= 0:
+                self._failed[index] = sop_uid
+            self._lock.notify_all()
+        if outcome.sop_instance_uids:
+            for listener in list(self._listeners):
+                try:
+                    listener(index, sop_uid)
+                except Exception:
+                    log.exception("fetch listener failed")
 
     def stop(self) -> None:
         self._cancel.set()
