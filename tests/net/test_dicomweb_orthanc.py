@@ -264,6 +264,11 @@ def test_connection_test_messages(web: WebArchive) -> None:
     assert wrong_url.value.kind == "not_found"
     assert "check the base URL" in str(wrong_url.value)
 
+    with pytest.raises(DicomWebError) as server_root:  # Orthanc's REST API, not its DICOMweb root
+        dicomweb.test_connection(peer.web_node(base_url=f"http://127.0.0.1:{peer.http_port}"))
+    assert server_root.value.kind == "not_dicomweb"
+    assert "check the base URL" in str(server_root.value)
+
     with pytest.raises(DicomWebError) as refused:
         dicomweb.test_connection(peer.web_node(base_url=f"http://127.0.0.1:{free_port()}/dicom-web"))
     assert refused.value.kind == "refused"

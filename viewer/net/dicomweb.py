@@ -234,11 +234,29 @@ def test_connection(node: DicomWebNode) -> str:
                 body = response.json()
             except ValueError:
                 body = None
-            if not isinstance(body, list | dict):
+            # DICOM JSON is an array of objects keyed by tag (PS3.18 F.2). Orthanc's own REST API at the server
+            # root answers /studies too, with a list of its IDs: the usual "forgot /dicom-web" mistake.
+            is_dicom_json = isinstance(body, dict) or (
+                isinstance(body, list) and all(isinstance(item, dict) for item in body)
+            )
+            if not is_dicom_json:
                 raise DicomWebError(
-                    f"{node.base_url} answers, but not as a DICOMweb service (no DICOM JSON): check the base URL.",
+                    f"{node.base_url} answers, but not as a DICOMweb service (no DICOM JSON): check the base URL"
+                    " (for Orthanc it ends in /dicom-web).",
                     "not_dicomweb",
                 )
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (400, 405, 406):
+            # Every QIDO-RS service takes a bare study search with a limit; a refusal means something else
+            # answers at this address (Orthanc's REST API at its root says 400 to it).
+            raise DicomWebError(
+                f"{node.base_url} answers, but not as a DICOMweb service (HTTP {status}): check the base URL"
+                " (for Orthanc it ends in /dicom-web).",
+                "not_dicomweb",
+                status,
+            ) from None
+        raise explain(exc, node, "search") from None
     except requests.RequestException as exc:
         raise explain(exc, node, "search") from None
     finally:
