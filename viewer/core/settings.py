@@ -78,6 +78,27 @@ class RemoteNode:
 
 
 @dataclass
+class DicomWebNode:
+    """An archive reached over DICOMweb (PS3.18: QIDO-RS search, WADO-RS retrieve, STOW-RS send)."""
+
+    name: str = ""
+    # The service root, e.g. http://pacs:8042/dicom-web (Orthanc) or https://host/dcm4chee-arc/aets/DCM4CHEE/rs.
+    base_url: str = ""
+    auth: str = "none"  # "none", "basic" or "bearer"
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    # PEM file of the CA certificates that sign the server's certificate; empty: the system's trusted CAs.
+    ca_bundle: str = ""
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    # Ask for the stored transfer syntax (`transfer-syntax=*`, PS3.18 8.7.3.5) so nothing is transcoded;
+    # off for servers that refuse the wildcard (they then send Explicit VR Little Endian).
+    any_transfer_syntax: bool = True
+    fuzzy_matching: bool = False
+
+
+@dataclass
 class TlsSettings:
     enabled: bool = False
     certificate: str = ""
@@ -119,6 +140,7 @@ class ViewerSettings:
 class Settings:
     local: LocalNode = field(default_factory=LocalNode)
     nodes: list[RemoteNode] = field(default_factory=list)
+    dicomweb_nodes: list[DicomWebNode] = field(default_factory=list)
     printers: list[PrinterSettings] = field(default_factory=list)
     tls: TlsSettings = field(default_factory=TlsSettings)
     viewer: ViewerSettings = field(default_factory=ViewerSettings)

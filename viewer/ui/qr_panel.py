@@ -28,9 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.core.context import AppContext
-from viewer.core.settings import RemoteNode
+from viewer.core.settings import DicomWebNode, RemoteNode
 from viewer.net import scu
 from viewer.net.scu import QueryMatch, RetrieveProgress, RetrieveResult
+from viewer.ui import dicomweb_qr
 from viewer.ui.workers import Worker, run_in_background
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class QueryRetrievePanel(QWidget):
         self.node_combo.clear()
         for node in self.ctx.settings.nodes:
             self.node_combo.addItem(node.name or node.ae_title)
+        for web_node in self.ctx.settings.dicomweb_nodes:
+            self.node_combo.addItem((web_node.name or web_node.base_url) + dicomweb_qr.WEB_SUFFIX)
         if current:
             index = self.node_combo.findText(current)
             if index >= 0:
@@ -176,6 +179,12 @@ class QueryRetrievePanel(QWidget):
         index = self.node_combo.currentIndex()
         nodes = self.ctx.settings.nodes
         return nodes[index] if 0 <= index < len(nodes) else None
+
+    def current_web_node(self) -> DicomWebNode | None:
+        """The selected DICOMweb node (listed after the DIMSE nodes), or None for a DIMSE one."""
+        index = self.node_combo.currentIndex() - len(self.ctx.settings.nodes)
+        web_nodes = self.ctx.settings.dicomweb_nodes
+        return web_nodes[index] if 0 <= index < len(web_nodes) else None
 
     def _ssl(self, node: RemoteNode):  # type: ignore[no-untyped-def]
         return self.network.client_ssl_context(node) if self.network is not None else None
@@ -208,6 +217,10 @@ class QueryRetrievePanel(QWidget):
         )
 
     def search(self) -> None:
+        web_node = self.current_web_node()
+        if web_node is not None:
+            dicomweb_qr.web_search(self, web_node)
+            return
         node = self.current_node()
         if node is None:
             return
@@ -259,6 +272,10 @@ class QueryRetrievePanel(QWidget):
             return
         item.setData(0, LOADED_ROLE, True)
         match: QueryMatch = item.data(0, MATCH_ROLE)
+        web_node = self.current_web_node()
+        if web_node is not None and match is not None:
+            dicomweb_qr.web_expand(self, web_node, item, match)
+            return
         node = self.current_node()
         if node is None or match is None:
             return
@@ -313,6 +330,10 @@ class QueryRetrievePanel(QWidget):
         return [m for m in (item.data(0, MATCH_ROLE) for item in self.results.selectedItems()) if m is not None]
 
     def retrieve_selected(self) -> None:
+        web_node = self.current_web_node()
+        if web_node is not None and self.selected_matches():
+            dicomweb_qr.web_retrieve(self, web_node, self.selected_matches())
+            return
         node = self.current_node()
         matches = self.selected_matches()
         if node is None or not matches:

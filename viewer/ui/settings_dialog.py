@@ -353,6 +353,11 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.local_tab, "Local node")
         self.tabs.addTab(self.nodes_tab, "DICOM Nodes")
+        from viewer.ui.dicomweb_settings import DicomWebNodesTab
+
+        self.dicomweb_nodes = copy.deepcopy(ctx.settings.dicomweb_nodes)
+        self.dicomweb_tab = DicomWebNodesTab(self.dicomweb_nodes, self)
+        self.tabs.addTab(self.dicomweb_tab, "DICOMweb Nodes")
         self.tabs.addTab(self.tls_tab, "TLS")
         self.tabs.addTab(self.printers_tab, "Printers")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -379,6 +384,8 @@ class SettingsDialog(QDialog):
         self.local_tab.apply(settings.local)
         self.tls_tab.apply(settings.tls)
         settings.nodes = self.nodes
+        self.dicomweb_tab.store_current()
+        settings.dicomweb_nodes = self.dicomweb_nodes
         settings.printers = self.printers_tab.printers()
         self.ctx.save_settings()
         if self.network is not None and (settings.local, settings.tls) != before:
