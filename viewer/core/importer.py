@@ -8,6 +8,7 @@ name: folders are walked for every file, whatever it is called.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -466,18 +467,25 @@ class _CheckedStream(io.RawIOBase):
             # always Explicit VR Little Endian.
             raise NotDicomError("DICM marker not followed by File Meta Information (group 0002): not DICOM")
         self._head = head
+        # What is left of a regular file: a read asked for more (the store reads "up to 16 MiB" to tell a
+        # small object from a large one) then costs a buffer of the size asked for, ten times the read itself.
+        self._left: int | None = None
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self._left = max(0, os.fstat(raw.fileno()).st_size - raw.tell())
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
         want = self._limit + 1 - self._read if size is None or size < 0 else size
-        if self._head:
-            data, self._head = self._head[:want], self._head[want:]
-            if len(data) < want:
-                data += self._raw.read(want - len(data)) or b""
-        else:
-            data = self._raw.read(want) or b""
+        if self._left is not None:
+            want = min(want, len(self._head) + self._left + 1)  # the one byte more sees a file that grew
+        data, self._head = self._head[:want], self._head[want:]
+        if len(data) < want:
+            more = self._raw.read(want - len(data)) or b""
+            if self._left is not None:
+                self._left = max(0, self._left - len(more))
+            data = data + more if data else more
         self._read += len(data)
         if self._read > self._limit:
             raise ObjectTooLargeError(f"larger than the largest object accepted ({self._limit} bytes): not imported")
