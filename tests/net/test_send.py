@@ -170,3 +170,22 @@ def test_sends_over_tls_with_the_node_client_context(tmp_path: Path) -> None:
     assert client_ssl_context(peer.node(), client) is None
     original = pydicom.dcmread(mr)
     assert _received(peer.folder)[str(original.SOPInstanceUID)].PixelData == original.PixelData
+
+
+def test_peer_aborting_mid_send_fails_the_rest_without_raising(tmp_path: Path) -> None:
+    ct, mr = _source("CT_small.dcm"), _source("MR_small_jpeg_ls_lossless.dcm")
+    with storescp(tmp_path / "in", extra=("--abort-after",)) as peer:
+        # storescp drops the association before its first response; pynetdicom does not always see the
+        # A-ABORT at once, so a short DIMSE timeout bounds the wait.
+        impatient = LocalNode(ae_title="LIGHTBOX", acse_timeout_s=10.0, dimse_timeout_s=3.0, network_timeout_s=3.0)
+        report = send_instances(peer.node(), [ct, mr], local=impatient)
+    assert [r.outcome for r in report.results] == [Outcome.FAILURE, Outcome.FAILURE]
+    assert "no answer" in report.results[0].comment.lower()
+    assert "lost" in report.error and report.results[1].comment == report.error
+
+
+def test_refused_association_says_why(tmp_path: Path) -> None:
+    with storescp(tmp_path / "in", extra=("--refuse",)) as peer:
+        report = send_instances(peer.node(), [_source("CT_small.dcm")], local=LOCAL)
+    assert report.results[0].outcome is Outcome.FAILURE
+    assert "rejected the association" in report.error

@@ -43,6 +43,8 @@ _UNCOMPRESSED = frozenset(UNCOMPRESSED)
 
 SendItem = Path | str | Instance
 
+NO_ANSWER = "No answer from the peer (DIMSE timeout or the association was aborted)."
+
 
 class Outcome(StrEnum):
     SUCCESS = "success"
@@ -167,6 +169,10 @@ def storage_contexts(items: Sequence[_Pending]) -> list[tuple[str, Sequence[str]
     return contexts
 
 
+class _AssociationLost(Exception):
+    pass
+
+
 def _is_cancelled(cancel: threading.Event | None) -> bool:
     return cancel is not None and cancel.is_set()
 
@@ -223,11 +229,23 @@ def send_instances(
             if item.problem:
                 record(item.result(Outcome.FAILURE, comment=item.problem))
                 continue
+            lost = f"The association with {node.ae_title} was lost while sending."
             if not assoc.is_established:
-                report.error = report.error or f"The association with {node.ae_title} was lost while sending."
+                report.error = report.error or lost
                 record(item.result(Outcome.FAILURE, comment=report.error))
                 continue
-            record(_send_one(assoc, item, message_id=index + 1))
+            try:
+                result = _send_one(assoc, item, message_id=index + 1)
+            except _AssociationLost:  # it went between our check and the request
+                report.error = report.error or lost
+                record(item.result(Outcome.FAILURE, comment=report.error))
+                continue
+            record(result)
+            if result.outcome is Outcome.FAILURE and result.status is None and result.comment == NO_ANSWER:
+                # After a DIMSE timeout or an abort the association's state is unknown (PS3.8 7.1): end it
+                # rather than send more into it; the rest are reported as not sent.
+                report.error = report.error or lost
+                assoc.abort()
     finally:
         release(assoc)
     log.info(
@@ -278,6 +296,8 @@ def _send_one(assoc: Association, item: _Pending, *, message_id: int) -> Instanc
         sent_syntax = uncompressed[0]
     try:
         rsp = assoc.send_c_store(ds, msg_id=message_id)
+    except RuntimeError as exc:  # pynetdicom: the association is no longer established
+        raise _AssociationLost from exc
     except (ValueError, AttributeError) as exc:
         return item.result(Outcome.FAILURE, comment=f"Could not encode it for sending: {exc}", sent_syntax=sent_syntax)
     return _from_response(item, rsp, sent_syntax)
@@ -287,7 +307,7 @@ def _from_response(item: _Pending, rsp: Dataset | None, sent_syntax: str) -> Ins
     if rsp is None or "Status" not in rsp:
         return item.result(
             Outcome.FAILURE,
-            comment="No answer from the peer (DIMSE timeout or the association was aborted).",
+            comment=NO_ANSWER,
             sent_syntax=sent_syntax,
         )
     status = int(rsp.Status)
