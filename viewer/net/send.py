@@ -235,14 +235,14 @@ def send_instances(
                 record(item.result(Outcome.FAILURE, comment=report.error))
                 continue
             try:
-                result = _send_one(assoc, item, message_id=index + 1)
+                result = _send_one(assoc, item, message_id=index % 0xFFFF + 1)  # Message ID is a US
             except _AssociationLost:  # it went between our check and the request
                 report.error = report.error or lost
                 record(item.result(Outcome.FAILURE, comment=report.error))
                 continue
             record(result)
             if result.outcome is Outcome.FAILURE and result.status is None and result.comment == NO_ANSWER:
-                # After a DIMSE timeout or an abort the association's state is unknown (PS3.8 7.1): end it
+                # After a DIMSE timeout or an abort the association's state is unknown: end it
                 # rather than send more into it; the rest are reported as not sent.
                 report.error = report.error or lost
                 assoc.abort()
