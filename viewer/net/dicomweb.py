@@ -442,6 +442,7 @@ def retrieve(
         client._session.close()
         # The same group sync the Storage SCP relies on: one filesystem sync for the whole retrieve.
         store.sync_pending()
+        store.release_spare_files()  # a finished retrieve leaves no temp files behind, as a stopped SCP
     if progress is not None:
         progress(Progress(result.done, max(result.total, result.done), started, "done"))
     return result
