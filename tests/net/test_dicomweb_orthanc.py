@@ -202,7 +202,7 @@ def test_retrieve_study_byte_identical_then_stow_back(web: WebArchive, tmp_path:
         other,
     )
     assert series_result.received == 1
-    one = stored[0]
+    one = next(i for i in stored if i.series_uid != mr_series)  # not already in `other`
     image_result = dicomweb.retrieve(
         web.peer.web_node(),
         "IMAGE",

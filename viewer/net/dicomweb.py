@@ -566,6 +566,8 @@ class OrderedFetcher:
         self.store = StudyStore(self.folder / "store", durable=False)
         self.instances: list[QueryMatch] = []
         self.first_uid: str | None = None
+        # The sorted index of the image the viewer opens on; set once the order is known.
+        self._first_index: int | None = None
         self.error: DicomWebError | None = None
         self._workers = max(1, workers)
         self._lock = threading.Condition()
@@ -615,6 +617,9 @@ class OrderedFetcher:
                 if match.get("SOPInstanceUID") in self._fetched_uids:
                     self._fetched[index] = match.get("SOPInstanceUID")
             self._pending = [i for i in neighbour_order(len(self.instances), first) if i not in self._fetched]
+            self._first_index = first
+            if self.first_uid is None and first in self._fetched:
+                self.first_uid = self._fetched[first]
             self._planned = True
             self._lock.notify_all()
         assert self._pool is not None
@@ -659,7 +664,10 @@ class OrderedFetcher:
     def wait_first(self, timeout: float | None = None) -> str | None:
         """The path of the first image to show, once it is here (None on timeout or failure)."""
         self._wait(lambda: self.first_uid is not None or self.error is not None or self._all_settled(), timeout)
-        return self.path_of_uid(self.first_uid) if self.first_uid else None
+        with self._lock:
+            # When the wanted image could not be fetched, show whatever came instead of nothing.
+            uid = self.first_uid or next(iter(self._fetched.values()), None)
+        return self.path_of_uid(uid) if uid else None
 
     def wait_for(self, index: int, timeout: float | None = None) -> bool:
         self._wait(lambda: index in self._fetched or index in self._failed or self.error is not None, timeout)
@@ -704,7 +712,9 @@ class OrderedFetcher:
                 self._fetched_uids.add(sop_uid)
                 if index >= 0:
                     self._fetched[index] = sop_uid
-                if self.first_uid is None:
+                # Only the image the viewer opens on counts as first: with several workers a neighbour
+                # can land before it.
+                if self.first_uid is None and (index == -1 or index == self._first_index):
                     self.first_uid = sop_uid
             elif index >= 0:
                 self._failed[index] = sop_uid
