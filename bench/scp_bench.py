@@ -3,8 +3,10 @@
 Both receivers get the same small instances from `storescu` (one association) in the same run, and the
 whole exchange is timed (association, every C-STORE and its response, release).
 
-Our SCP is timed as the app runs it: each instance written atomically and indexed before its response,
-the fsyncs grouped (`LocalNode.sync_each_instance` off; at the end of the association and within a second).
+Our SCP is timed as the app runs it: each instance written atomically and listed in the store's journal
+before its response, its index row committed with its group (up to 64 rows or 50 ms, and before the release
+is answered), the fsyncs grouped (`LocalNode.sync_each_instance` off; at the end of the association and
+within a second).
 storescp writes its files without syncing at all (DCMTK 3.6.7 has no option to), so this is the like-for-like
 figure. `--sync-each` also times the setting that syncs every instance before answering.
 

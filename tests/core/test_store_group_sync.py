@@ -34,14 +34,20 @@ def _synced_until(store: StudyStore) -> float | None:
     return float(row[0]) if row else None
 
 
-def test_unsynced_adds_are_visible_at_once_and_synced_within_the_group_interval(tmp_path: Path) -> None:
+def test_unsynced_adds_are_indexed_within_the_group_commit_and_synced_within_the_group_interval(
+    tmp_path: Path,
+) -> None:
     store = StudyStore(tmp_path / "store")
     store.GROUP_SYNC_S = 0.2
     data, entry = _encoded()
     before = time.time()
     result = store.add_indexed(data, entry, source="scp:TEST", sync=False)
     assert Path(result.path).read_bytes() == data
+    deadline = time.monotonic() + 5
+    while store.instance(result.sop_instance_uid) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert store.instance(result.sop_instance_uid) is not None
+    assert time.monotonic() < deadline - 4  # the group commits within GROUP_COMMIT_S (0.05 s), not at the sync
     deadline = time.monotonic() + 5
     while _synced_until(store) is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -71,6 +77,7 @@ def test_power_cut_before_the_group_sync_loses_only_unsynced_instances_and_recov
     lost = store.add_indexed(lost_data, lost_entry, source="scp:TEST", sync=False)
     also_data, also_entry = _encoded()
     also = store.add_indexed(also_data, also_entry, source="scp:TEST", sync=False)
+    store.commit_received()  # their rows are committed (the group commit), not yet synced
     # What a power cut can leave of files renamed into place but never synced: empty or cut short
     # (ext4's delayed allocation), while their rows may have reached the log.
     Path(lost.path).write_bytes(b"")

@@ -11,6 +11,11 @@ Invariants the rest of the app relies on:
   the fsyncs to a group sync of the whole store (`sync_pending`, run within `GROUP_SYNC_S` and when an
   association ends); such rows are marked `unsynced`. After a power cut, `recover` checks every marked row
   added since the last group sync against its file and drops the rows whose file did not reach the disk.
+* Rows for objects added that way are committed in groups (`GROUP_COMMIT_MAX` or `GROUP_COMMIT_S`, and
+  before an association's release is answered): one SQLite transaction per instance cost as much as the
+  rest of storing it. Each grouped file is listed in this process's journal (`journal/`) before the add
+  returns, so an instance answered Success survives the process being killed before its group commits:
+  `recover` indexes what a journal lists and no row points at (after checking the bytes against the name).
 * Recovery runs only in a process that holds the store exclusively (an OS lock on `.open.lock`, which every
   open store holds shared): never while another Lightbox process may be writing.
 * What enters is checked by `viewer.core.ingest` (refusals are `ingest.Refused`); the store only stores.
@@ -224,6 +229,17 @@ class PreparedObject:
     existed: bool
 
 
+@dataclass(frozen=True)
+class _GroupedAdd:
+    """An object whose file is in place and listed in the journal, its row waiting for the group commit."""
+
+    entry: IndexEntry
+    final: Path
+    sha: str
+    size: int
+    source: str
+
+
 @dataclass
 class RecoveryReport:
     removed_temp_files: int = 0
@@ -234,6 +250,8 @@ class RecoveryReport:
     # Another Lightbox process had the store open: nothing was looked at (it may be writing right now).
     skipped: bool = False
     replaced_files_restored: int = 0
+    # Objects answered Success whose group commit a killed process never made, indexed from its journal.
+    indexed_from_journal: int = 0
 
 
 def check_uid(name: str, value: str) -> None:
@@ -248,10 +266,15 @@ def _wildcard_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 class StudyStore:
     """Thread-safe store; one instance per data folder per process."""
 
     GROUP_SYNC_S = 1.0
+    GROUP_COMMIT_S = 0.05
+    GROUP_COMMIT_MAX = 64
 
     def __init__(self, root: Path | str, *, durable: bool = True, max_object_bytes: int | None = None) -> None:
         self.root = Path(root)
@@ -260,9 +283,10 @@ class StudyStore:
         self.files_dir = self.root / "files"
         self.tmp_dir = self.files_dir / ".tmp"
         self.replaced_dir = self.root / "replaced"
+        self.journal_dir = self.root / "journal"
         self.db_path = self.root / "index.sqlite3"
         self.durable = durable
-        for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir):
+        for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir, self.journal_dir):
             private_dir(folder)
         self._made_dirs: set[str] = set()
         # The hot path (one received instance) works on strings: pathlib's parsing cost more than the rename.
@@ -290,6 +314,15 @@ class StudyStore:
         self._sync_lock = threading.Lock()
         self._unsynced = False
         self._sync_timer: threading.Timer | None = None
+        # Grouped index commits (see the module docstring); all under `_write_lock`.
+        self._group: list[_GroupedAdd] = []
+        self._group_by_uid: dict[str, _GroupedAdd] = {}
+        self._group_studies: dict[str, Study] = {}
+        self._group_series: dict[str, Series] = {}
+        self._group_timer: threading.Timer | None = None
+        self._group_conn: sqlite3.Connection | None = None  # whichever thread commits a group uses this one
+        self._journal_fd: int | None = None
+        self._journal_path = os.path.join(os.fspath(self.journal_dir), f"{os.getpid()}-{uuid.uuid4().hex[:12]}.journal")
         # Every process with the store open holds a shared lock on this file for as long as it has it open,
         # so `recover` can tell whether anyone else might be writing temp files right now.
         self._open_lock_fd = hold_shared_lock(self.root / ".open.lock")
@@ -334,13 +367,17 @@ class StudyStore:
         name = "conn_deferred" if deferred_sync else "conn"
         conn = getattr(self._local, name, None)
         if conn is None:
-            conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            full = self.durable and not deferred_sync
-            conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn = self._new_connection(deferred_sync=deferred_sync)
             setattr(self._local, name, conn)
+        return conn
+
+    def _new_connection(self, *, deferred_sync: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        full = self.durable and not deferred_sync
+        conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
     def release_spare_files(self) -> None:
@@ -351,6 +388,7 @@ class StudyStore:
         self._spare_files.close()
         # Marking on every clean close keeps the after-a-crash check down to what this session added.
         self.sync_pending(mark_anyway=self._has_sync_mark())
+        self._close_journal()
         for name in ("conn", "conn_deferred"):
             conn = getattr(self._local, name, None)
             if conn is not None:
@@ -427,7 +465,7 @@ class StudyStore:
         moved = False
         try:
             write_chunks_to(fd, chunks, sync=sync)  # type: ignore[arg-type]
-            result = self._commit(checked, tmp, source, sync=sync, replace=replace)
+            result = self._commit(checked, tmp, source, sync=sync, replace=replace, grouped=True)
             # Added or replaced: the temp file was renamed into place (no unlink that can only fail).
             moved = result.status in (AddStatus.ADDED, AddStatus.REPLACED)
             return result
@@ -460,6 +498,7 @@ class StudyStore:
 
     def sync_pending(self, *, mark_anyway: bool = False) -> None:
         """Make everything added with `sync=False` durable, and record up to when that holds."""
+        self.commit_received()
         with self._sync_lock:
             if not self._unsynced and not mark_anyway:
                 return
@@ -539,9 +578,9 @@ class StudyStore:
             with self._write_lock:
                 self._unlink_if_unreferenced(prepared.path)
 
-    def _place(self, tmp: Path | str, sha: str) -> tuple[Path, bool]:
+    def _place(self, tmp: Path | str, sha: str, final: Path | None = None) -> tuple[Path, bool]:
         """Rename a written temp file to its content-addressed name; True when that name was already there."""
-        final = self._final_path(sha)
+        final = final or self._final_path(sha)
         final_s = os.path.join(self._files_s, sha[:2], sha)
         existed = os.path.exists(final_s)
         with full_disk_is_store_full():
@@ -632,6 +671,7 @@ class StudyStore:
         placed: bool = False,
         existed: bool = False,
         replace: bool = False,
+        grouped: bool = False,
     ) -> AddResult:
         """Index one object. Its file is at `tmp`, or with `placed` already at its final name (`existed`:
         that name was there before). `replace`: a different copy under a stored SOP Instance UID replaces
@@ -642,6 +682,12 @@ class StudyStore:
         deferred = self.durable and not sync and self._batch_depth == 0
         final = self._final_path(sha)
         with self._write_lock:
+            if grouped and deferred and not placed and not replace:
+                grouped_result = self._add_to_group(checked, tmp, source, final)
+                if grouped_result is not None:
+                    return grouped_result
+            # Everything below writes or decides on committed rows: the group goes first.
+            self._flush_group()
             conn = self._conn(deferred_sync=deferred)
             row = conn.execute(
                 "SELECT sha256, file, size, source FROM instances WHERE sop_instance_uid = ?", (inst.sop_instance_uid,)
@@ -743,6 +789,160 @@ class StudyStore:
             self._retire(*retired)
         self._emit([event])
         return result
+
+    # ----------------------------------------------------------------- grouped index commits
+    def _add_to_group(self, checked: Checked, tmp: Path | str, source: str, final: Path) -> AddResult | None:
+        """Place a received object and queue its row for the group commit; None when the ordinary path must
+        decide (its UID or its study or series rows differ from what is stored or queued)."""
+        entry, sha = checked.entry, checked.sha256
+        inst, st, se = entry.instance, entry.study, entry.series
+        fields = (inst.sop_instance_uid, inst.series_uid, inst.study_uid, inst.sop_class_uid, final)
+        queued = self._group_by_uid.get(inst.sop_instance_uid)
+        if queued is not None:
+            return AddResult(AddStatus.DUPLICATE, *fields) if queued.sha == sha else None
+        if self._group_studies.get(st.study_uid, st) != st or self._group_series.get(se.series_uid, se) != se:
+            return None
+        if len(self._group) >= self.GROUP_COMMIT_MAX:
+            self._flush_group()  # a failure here refuses this object before anything of it is written
+        conn = self._conn(deferred_sync=True)
+        if conn.execute(
+            "SELECT 1 FROM instances WHERE sop_instance_uid = ?", (inst.sop_instance_uid,)
+        ).fetchone():
+            return None
+        if st.study_uid not in self._group_studies:
+            self._check_patient(conn, st)
+        self._place(tmp, sha, final)
+        add = _GroupedAdd(entry, final, sha, checked.size, source)
+        self._journal_line(add)
+        self._group.append(add)
+        self._group_by_uid[inst.sop_instance_uid] = add
+        self._group_studies[st.study_uid] = st
+        self._group_series[se.series_uid] = se
+        self._note_unsynced()
+        if self._group_timer is None:
+            self._schedule_group_commit(self.GROUP_COMMIT_S)
+        return AddResult(AddStatus.ADDED, *fields)
+
+    def _schedule_group_commit(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._commit_group_from_timer)
+        timer.daemon = True
+        self._group_timer = timer
+        timer.start()
+
+    def _commit_group_from_timer(self) -> None:
+        with self._write_lock:
+            self._group_timer = None
+        self.commit_received()
+
+    def commit_received(self) -> None:
+        """Commit the rows of received objects waiting for their group (before an association's release is
+        answered, and by every writer). Failures are logged: the files stay listed in the journal, and the
+        next commit or recovery indexes them."""
+        try:
+            self._flush_group()
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            log.error("could not index received instances (they stay in the journal): %s", exc)
+            with self._write_lock:
+                if self._group and self._group_timer is None:
+                    self._schedule_group_commit(self.GROUP_SYNC_S)
+
+    def _flush_group(self) -> None:
+        events: list[StoreEvent] = []
+        with self._write_lock:
+            if not self._group:
+                return
+            timer, self._group_timer = self._group_timer, None
+            if timer is not None:
+                timer.cancel()
+            if self._group_conn is None:
+                self._group_conn = self._new_connection(deferred_sync=True)
+            conn = self._group_conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for add in self._group:
+                    self._upsert(conn, add.entry, add.final, add.sha, add.size, add.source, True)
+                conn.execute("COMMIT")
+            except Exception as exc:
+                # The senders have their Success: nothing is removed. The rows wait for the next try.
+                self._recent_rows.clear()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if is_disk_full(exc):
+                    raise StoreFullError("the disk holding the study store is full") from exc
+                raise
+            added, self._group = self._group, []
+            self._group_by_uid.clear()
+            self._group_studies.clear()
+            self._group_series.clear()
+            if self._journal_fd is not None:
+                os.ftruncate(self._journal_fd, 0)  # O_APPEND: the next line goes to the start again
+            for add in added:
+                inst = add.entry.instance
+                events.append(StoreEvent("added", inst.study_uid, inst.series_uid, inst.sop_instance_uid, add.source))
+        self._emit(events)
+
+    def _journal_line(self, add: _GroupedAdd) -> None:
+        if self._journal_fd is None:
+            private_dir(self.journal_dir)
+            with full_disk_is_store_full():
+                self._journal_fd = os.open(
+                    self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _O_CLOEXEC, FILE_MODE
+                )
+        source = add.source.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+        with full_disk_is_store_full():
+            os.write(self._journal_fd, f"{self._final_rel(add.sha)}\t{source}\n".encode("utf-8", "replace"))
+
+    def _close_journal(self) -> None:
+        with self._write_lock:
+            timer, self._group_timer = self._group_timer, None
+            if timer is not None:
+                timer.cancel()  # a retry after a failed commit: what it would commit stays in the journal
+            if self._group_conn is not None:
+                self._group_conn.close()
+                self._group_conn = None
+            fd, self._journal_fd = self._journal_fd, None
+            if fd is None:
+                return
+            empty = os.fstat(fd).st_size == 0
+            os.close(fd)
+            if empty:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._journal_path)
+
+    def _index_journals(self) -> int:
+        """Recovery: index what a killed process answered Success for but never committed (its journal)."""
+        indexed = 0
+        conn = self._conn()
+        for journal in sorted(self.journal_dir.glob("*.journal")):
+            if os.fspath(journal) == self._journal_path:
+                continue  # this process's own, committed just before
+            try:
+                lines = journal.read_text("utf-8", "replace").splitlines()
+            except OSError as exc:
+                log.error("could not read a store journal: %s", exc)
+                continue
+            for line in lines:
+                rel, _, source = line.partition("\t")
+                path = self.files_dir / rel
+                sha = path.name
+                if not rel or ".." in Path(rel).parts or not path.is_file():
+                    continue
+                if conn.execute("SELECT 1 FROM instances WHERE file = ? LIMIT 1", (rel,)).fetchone():
+                    continue
+                try:
+                    with open(path, "rb") as fh:
+                        actual, size = self._rehash(fh)
+                    if actual != sha:
+                        continue  # cut short by a power cut: the orphan scan removes it
+                    checked = ingest.check_file(path, sha256=sha, size=size, max_bytes=self.max_object_bytes)
+                    result = self._commit(checked, path, source, placed=True, existed=True)
+                except (OSError, Refused, StoreError) as exc:
+                    log.warning("a journalled received file could not be indexed: %s", exc)
+                    continue
+                if result.status is AddStatus.ADDED:
+                    indexed += 1
+            journal.unlink(missing_ok=True)
+        return indexed
 
     def _check_patient(self, conn: sqlite3.Connection, st: Study) -> None:
         """Refuse an instance whose patient contradicts its study's stored row (finding 2: a new instance with
@@ -922,6 +1122,7 @@ class StudyStore:
         than into pages the system has never used (on virtual machines above all).
         """
         with self._write_lock:
+            self._flush_group()
             conn = self._conn()
             if self._batch_depth == 0:
                 conn.execute("BEGIN IMMEDIATE")
@@ -979,6 +1180,8 @@ class StudyStore:
         self._emit(events)
 
     def _unlink_if_unreferenced(self, path: Path) -> None:
+        if any(add.final == path for add in self._group):
+            return  # a queued row points at it
         rel = str(path.relative_to(self.files_dir))
         if self._conn().execute("SELECT 1 FROM instances WHERE file = ? LIMIT 1", (rel,)).fetchone() is None:
             with contextlib.suppress(FileNotFoundError):
@@ -1135,6 +1338,7 @@ class StudyStore:
     def delete_study(self, study_uid: str) -> int:
         """Remove a study's rows, then its files; returns the number of instances removed."""
         with self._write_lock:
+            self._flush_group()
             conn = self._conn()
             files = [r["file"] for r in conn.execute("SELECT file FROM instances WHERE study_uid = ?", (study_uid,))]
             conn.execute("BEGIN IMMEDIATE")
@@ -1164,7 +1368,9 @@ class StudyStore:
             if not alone:
                 report.skipped = True
                 return report
+            self._flush_group()
             self._spare_files.release()
+            report.indexed_from_journal = self._index_journals()
             for tmp in list(self.tmp_dir.iterdir()):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

@@ -153,6 +153,9 @@ class AcceptorHandlers:
         """True when a data set of `size` bytes (still arriving) must be refused by aborting."""
         return False
 
+    def releasing(self, info: AssociationInfo) -> None:
+        """The requestor asked to release: called before the release is answered."""
+
     def finished(self, info: AssociationInfo, how: str, detail: str = "") -> None:
         """`how` is 'released' or 'aborted'."""
 
@@ -501,6 +504,7 @@ class _Association:
         while True:
             pdu_type, body = self._read_pdu()
             if pdu_type == 0x05:  # A-RELEASE-RQ
+                self.handlers.releasing(self.info)
                 self._send(b"\x06\x00\x00\x00\x00\x04\x00\x00\x00\x00")
                 return
             if pdu_type == 0x07:  # A-ABORT

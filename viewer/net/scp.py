@@ -2,9 +2,11 @@
 
 Received objects go through the same store as imports, so the atomic-write and duplicate rules are the
 store's. The acceptor hands a data set over only once its last fragment has arrived, so an association
-aborted mid-object never reaches the store. Each instance is written and indexed atomically before its
-C-STORE response; it is synced to disk with its association's others (at release, and within a second
-while the association lasts), or before its response when `LocalNode.sync_each_instance` is set.
+aborted mid-object never reaches the store. Each instance is written atomically and listed in the store's
+journal before its C-STORE response; its index row commits with a group (within 50 ms, and before the
+release is answered), so a killed process loses none (recovery indexes the journal). It is synced to disk
+with its association's others (at release, and within a second while the association lasts), or before its
+response when `LocalNode.sync_each_instance` is set (then it is indexed before the response as well).
 """
 
 from __future__ import annotations
@@ -328,6 +330,10 @@ class StorageServer(AcceptorHandlers):
 
     def accepted(self, info: AssociationInfo) -> None:
         self._emit(ScpEvent("accepted", info.calling_ae, info.address))
+
+    def releasing(self, info: AssociationInfo) -> None:
+        # What the requestor sent is in the index before it learns the association is over.
+        self.store.commit_received()
 
     def finished(self, info: AssociationInfo, how: str, detail: str = "") -> None:
         with self._lock:
