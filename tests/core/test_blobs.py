@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.support.peers import make_small_instances
 from viewer.core import ingest
-from viewer.core.blobs import SpareFiles, write_chunks_to
+from viewer.core.blobs import Journal, SpareFiles, write_chunks_to
 from viewer.core.store import AddStatus, StudyStore
 
 
@@ -66,3 +66,28 @@ def test_a_closed_store_leaves_no_spare_files(tmp_path: Path) -> None:
     assert store.integrity_problems() == []
     store.close()
     assert list((tmp_path / "store" / "files" / ".tmp").iterdir()) == []
+
+
+def test_journal_lines_survive_without_a_close_and_a_cut_line_is_ignored(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path / "j" / "1.journal"))
+    assert journal.append(b"ab/one\tscp:A\n") and journal.append(b"cd/two\tscp:A\n")
+    # Another reader sees the lines at once (the page cache), as recovery after a kill would.
+    assert Journal.read_lines(journal.path) == ["ab/one\tscp:A", "cd/two\tscp:A"]
+    assert journal.append(b"ef/cut-in-the-mid")  # no newline: a copy a kill interrupted
+    assert Journal.read_lines(journal.path) == ["ab/one\tscp:A", "cd/two\tscp:A"]
+    journal.clear()
+    assert Journal.read_lines(journal.path) == []
+    assert (os.stat(journal.path).st_mode & 0o777) == 0o600
+    journal.close()
+    assert not os.path.exists(journal.path)  # nothing left to recover
+
+
+def test_a_full_journal_says_so(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path / "1.journal"))
+    journal.SIZE = 32
+    assert journal.append(b"x" * 20 + b"\n")
+    assert not journal.append(b"y" * 20 + b"\n")
+    journal.clear()
+    assert journal.append(b"y" * 20 + b"\n")
+    journal.close()
+    assert os.path.exists(journal.path)  # a line is still in it: recovery's to read

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import mmap
 import os
 import sqlite3
 import threading
@@ -322,3 +323,72 @@ def sync_filesystem_of(path: Path) -> None:
             pass
     if hasattr(os, "sync"):
         os.sync()
+
+
+class Journal:
+    """Lines that must outlive this process being killed, for the price of a memory copy each.
+
+    A fixed-size private file mapped shared: a line copied into the mapping is in the page cache at once,
+    so a killed process leaves it for recovery to read (a power cut is the group sync's business, as for
+    the files the lines name). A write(2) per line cost as much as writing the object itself on a busy
+    filesystem: each one dirtied the file's inode. `clear` zeroes what was written; readers stop at the
+    first NUL and ignore a line cut short (a kill in the middle of copying it, before any answer).
+    """
+
+    SIZE = 1 << 18
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._end = 0
+
+    def append(self, line: bytes) -> bool:
+        """Add one line (ending in a newline); False when it does not fit until the next `clear`."""
+        if self._map is None:
+            self._open()
+        assert self._map is not None
+        end = self._end + len(line)
+        if end > self.SIZE:
+            return False
+        self._map[self._end : end] = line
+        self._end = end
+        return True
+
+    def clear(self) -> None:
+        if self._map is not None and self._end:
+            self._map[: self._end] = bytes(self._end)
+            self._end = 0
+
+    def close(self) -> None:
+        """Unmap and close; the file is removed when nothing in it is left to recover."""
+        mapping, self._map = self._map, None
+        fd, self._fd = self._fd, None
+        if mapping is not None:
+            mapping.close()
+        if fd is not None:
+            os.close(fd)
+            if self._end == 0:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+
+    def _open(self) -> None:
+        private_dir(Path(self.path).parent)
+        with full_disk_is_store_full():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            try:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, self.SIZE)  # blocks now, not one page fault at a time
+                else:
+                    os.ftruncate(fd, self.SIZE)
+                self._map = mmap.mmap(fd, self.SIZE)
+            except BaseException:
+                os.close(fd)
+                raise
+        self._fd = fd
+
+    @staticmethod
+    def read_lines(path: Path | str) -> list[str]:
+        data = Path(path).read_bytes().split(b"\0", 1)[0]
+        whole, _, _cut_short = data.rpartition(b"\n")
+        return whole.decode("utf-8", "replace").splitlines()

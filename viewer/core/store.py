@@ -60,6 +60,7 @@ from viewer.core.blobs import (
     FILE_MODE,
     ChainedStream,
     IncomingFile,
+    Journal,
     SpareFiles,
     StoreFullError,
     close_quietly,
@@ -266,9 +267,6 @@ def _wildcard_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
 class StudyStore:
     """Thread-safe store; one instance per data folder per process."""
 
@@ -321,8 +319,9 @@ class StudyStore:
         self._group_series: dict[str, Series] = {}
         self._group_timer: threading.Timer | None = None
         self._group_conn: sqlite3.Connection | None = None  # whichever thread commits a group uses this one
-        self._journal_fd: int | None = None
-        self._journal_path = os.path.join(os.fspath(self.journal_dir), f"{os.getpid()}-{uuid.uuid4().hex[:12]}.journal")
+        self._journal = Journal(
+            os.path.join(os.fspath(self.journal_dir), f"{os.getpid()}-{uuid.uuid4().hex[:12]}.journal")
+        )
         # Every process with the store open holds a shared lock on this file for as long as it has it open,
         # so `recover` can tell whether anyone else might be writing temp files right now.
         self._open_lock_fd = hold_shared_lock(self.root / ".open.lock")
@@ -874,23 +873,19 @@ class StudyStore:
             self._group_by_uid.clear()
             self._group_studies.clear()
             self._group_series.clear()
-            if self._journal_fd is not None:
-                os.ftruncate(self._journal_fd, 0)  # O_APPEND: the next line goes to the start again
+            self._journal.clear()
             for add in added:
                 inst = add.entry.instance
                 events.append(StoreEvent("added", inst.study_uid, inst.series_uid, inst.sop_instance_uid, add.source))
         self._emit(events)
 
     def _journal_line(self, add: _GroupedAdd) -> None:
-        if self._journal_fd is None:
-            private_dir(self.journal_dir)
-            with full_disk_is_store_full():
-                self._journal_fd = os.open(
-                    self._journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _O_CLOEXEC, FILE_MODE
-                )
         source = add.source.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-        with full_disk_is_store_full():
-            os.write(self._journal_fd, f"{self._final_rel(add.sha)}\t{source}\n".encode("utf-8", "replace"))
+        line = f"{self._final_rel(add.sha)}\t{source}\n".encode("utf-8", "replace")
+        if not self._journal.append(line):
+            self._flush_group()  # full: commit what it lists, then it starts again
+            if not self._journal.append(line):
+                raise StoreError("a received object's journal line does not fit the journal")
 
     def _close_journal(self) -> None:
         with self._write_lock:
@@ -900,24 +895,17 @@ class StudyStore:
             if self._group_conn is not None:
                 self._group_conn.close()
                 self._group_conn = None
-            fd, self._journal_fd = self._journal_fd, None
-            if fd is None:
-                return
-            empty = os.fstat(fd).st_size == 0
-            os.close(fd)
-            if empty:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._journal_path)
+            self._journal.close()
 
     def _index_journals(self) -> int:
         """Recovery: index what a killed process answered Success for but never committed (its journal)."""
         indexed = 0
         conn = self._conn()
         for journal in sorted(self.journal_dir.glob("*.journal")):
-            if os.fspath(journal) == self._journal_path:
+            if os.fspath(journal) == self._journal.path:
                 continue  # this process's own, committed just before
             try:
-                lines = journal.read_text("utf-8", "replace").splitlines()
+                lines = Journal.read_lines(journal)
             except OSError as exc:
                 log.error("could not read a store journal: %s", exc)
                 continue
