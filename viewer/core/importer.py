@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 # Items per store transaction: bounds how long the store's write lock is held, so the Storage SCP and
 # other writers interleave with a long import.
 BATCH_SIZE = 500
+# How many files may be prepared (copied, hashed, placed) ahead of the committing thread. Deep enough that
+# the workers keep going while the committing thread waits for a batch's sync, which for 500 large files
+# is most of a second on a slow disk; what waits is a small record each, the files are already in place.
+PREPARE_AHEAD = 128
 PROGRESS_INTERVAL_S = 0.1
 # Threads preparing items (copy, hash, parse) ahead of the committing thread.
 WORKERS = max(2, min(4, os.cpu_count() or 2))
@@ -601,7 +605,7 @@ def _import_items(
                 in_batch.clear()
                 with store.batch(release_cache=True):
                     for _ in range(BATCH_SIZE):
-                        while len(in_flight) < WORKERS * 2 and not cancel.cancelled:
+                        while len(in_flight) < PREPARE_AHEAD and not cancel.cancelled:
                             item = next(queue, None)
                             if item is None:
                                 break
