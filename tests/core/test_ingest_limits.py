@@ -202,3 +202,34 @@ def test_cli_import_reports_deep_nesting_and_dicm_zeros_as_failed(tmp_path: Path
     assert "1 imported" in run.stdout
     assert "deep.dcm: sequences nested deeper than 32 levels" in run.stdout
     assert "zeros.dcm: DICM marker not followed by File Meta Information" in run.stdout
+
+
+def _undefined_length_nesting_implicit_vr(depth: int) -> bytes:
+    """`depth` levels of undefined-length sequences and items, implicit VR (as a bare data set sends them)."""
+    opening = b"\x40\x00\x30\xa7\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    closing = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    return opening * depth + closing * depth
+
+
+def test_undefined_length_nesting_thousands_deep_is_refused_as_too_deep_not_as_a_crash() -> None:
+    """pydicom finds the end of undefined-length sequences by recursion: 3,000 levels exhausted Python's
+    stack and the refusal read "RecursionError" (file without preamble) or "cannot be decoded" (C-STORE)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = tiny_instance(1, study_uid=generate_uid(prefix=None), series_uid=generate_uid(prefix=None))
+    bare = DicomBytesIO()
+    bare.is_little_endian, bare.is_implicit_VR = True, True
+    write_dataset(bare, ds)
+    hostile = bare.getvalue() + _undefined_length_nesting_implicit_vr(3000)
+    with pytest.raises(ingest.TooDeep, match="nested deeper than 32"):
+        ingest.check_part10(hostile)
+    with pytest.raises(ingest.TooDeep, match="nested deeper than 32"):
+        ingest.check_received(
+            hostile,
+            transfer_syntax="1.2.840.10008.1.2",
+            affected_sop_class=ds.SOPClassUID,
+            affected_sop_instance=ds.SOPInstanceUID,
+            source_ae="HOSTILE",
+            max_bytes=None,
+        )

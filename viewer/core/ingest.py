@@ -381,6 +381,9 @@ def _read_bare(data: Buffer, *, implicit: bool, little: bool) -> Dataset:
     """A bare data set (no meta) read by pydicom, large values deferred."""
     try:
         return read_dataset(io.BytesIO(data), implicit, little, defer_size=_DEFER_BYTES)
+    except RecursionError:
+        # pydicom parses undefined-length sequences recursively to find their end: only nesting gets here.
+        raise _too_deep() from None
     except Exception as exc:
         log.info("received a data set that cannot be decoded: %s", type(exc).__name__)
         raise Unreadable("data set cannot be decoded") from None
@@ -411,6 +414,8 @@ def _pydicom_checked(
             ds = pydicom.dcmread(fh, force=not has_preamble, defer_size=_DEFER_BYTES)
         except InvalidDicomError as exc:
             raise NotDicom(f"not a DICOM file ({exc})") from exc
+        except RecursionError:
+            raise _too_deep() from None  # as in `_read_bare`
         except Exception as exc:
             raise (Unreadable if has_preamble else NotDicom)(
                 f"unreadable DICOM header: {type(exc).__name__}: {exc}"
@@ -457,6 +462,10 @@ def _index(ds: Dataset, has_preamble: bool, transfer_syntax: str = "") -> IndexE
     return entry
 
 
+def _too_deep() -> TooDeep:
+    return TooDeep(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+
+
 def _check_depth(ds: Dataset, depth: int = 1) -> None:
     """Refuse sequences nested deeper than MAX_SEQUENCE_DEPTH (the header scan's rule, for what pydicom read).
 
@@ -481,7 +490,7 @@ def _check_depth(ds: Dataset, depth: int = 1) -> None:
         if not isinstance(value, Sequence) or not len(value):
             continue
         if depth > MAX_SEQUENCE_DEPTH:
-            raise TooDeep(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+            raise _too_deep()
         for item in value:
             _check_depth(item, depth + 1)
 
