@@ -22,14 +22,20 @@ def _wait_for(condition, timeout: float = 5.0) -> bool:  # type: ignore[no-untyp
     return condition()
 
 
+def _parts(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.part"))
+
+
 def test_spare_files_are_private_new_files_made_ahead_and_removed_on_release(tmp_path: Path) -> None:
     spares = SpareFiles(str(tmp_path))
     path, fd = spares.take()
     write_chunks_to(fd, [b"abc", memoryview(b"def")], sync=False)
     assert Path(path).read_bytes() == b"abcdef"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    # The helper fills up to DEPTH files besides the one taken.
-    assert _wait_for(lambda: len(list(tmp_path.glob("*.part"))) == SpareFiles.DEPTH + 1)
+    # The helper fills up to DEPTH files besides the one taken, each in the next of DEPTH + 1 subfolders.
+    assert _wait_for(lambda: len(_parts(tmp_path)) == SpareFiles.DEPTH + 1)
+    made = [p for p in _parts(tmp_path) if p.parent != tmp_path]
+    assert len({p.parent for p in made}) == len(made) == SpareFiles.DEPTH
     os.unlink(path)
     taken = [spares.take() for _ in range(3)]
     assert len({p for p, _ in taken}) == 3
@@ -38,7 +44,7 @@ def test_spare_files_are_private_new_files_made_ahead_and_removed_on_release(tmp
         os.unlink(p)
     spares.release()
     spares.close()
-    assert list(tmp_path.iterdir()) == []
+    assert _parts(tmp_path) == []
 
 
 def test_an_idle_helper_removes_its_files_and_ends(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -47,14 +53,14 @@ def test_an_idle_helper_removes_its_files_and_ends(tmp_path: Path, monkeypatch) 
     path, fd = spares.take()
     os.close(fd)
     os.unlink(path)
-    assert _wait_for(lambda: spares._helper is None and not list(tmp_path.iterdir()))
+    assert _wait_for(lambda: spares._helper is None and not _parts(tmp_path))
     # Asked again, it starts again.
     path, fd = spares.take()
     os.close(fd)
     os.unlink(path)
-    assert _wait_for(lambda: len(list(tmp_path.glob("*.part"))) > 0)
+    assert _wait_for(lambda: len(_parts(tmp_path)) > 0)
     spares.close()
-    assert list(tmp_path.iterdir()) == []
+    assert _parts(tmp_path) == []
 
 
 def test_a_closed_store_leaves_no_spare_files(tmp_path: Path) -> None:
@@ -65,7 +71,7 @@ def test_a_closed_store_leaves_no_spare_files(tmp_path: Path) -> None:
         assert result.status is AddStatus.ADDED
     assert store.integrity_problems() == []
     store.close()
-    assert list((tmp_path / "store" / "files" / ".tmp").iterdir()) == []
+    assert list(store.tmp_dir.iterdir()) == [] and _parts(store.spare_dir) == []
 
 
 def test_journal_lines_survive_without_a_close_and_a_cut_line_is_ignored(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.core.test_import import make_series
+from tests.support.store_files import stored_files
 from viewer.core.importer import BATCH_SIZE, import_paths
 from viewer.core.store import StudyStore
 
@@ -26,7 +27,7 @@ def stored_instances(db: Path) -> int:
 
 
 def files_on_disk(store: StudyStore) -> list[Path]:
-    return [p for p in store.files_dir.rglob("*") if p.is_file() and store.tmp_dir not in p.parents]
+    return sorted(stored_files(store))
 
 
 def test_kill_during_import_then_recover_and_resume(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pydicom.data import get_testdata_file
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
+from tests.support.store_files import stored_files
 from viewer.core.store import (
     AddStatus,
     InvalidObjectError,
@@ -73,7 +74,7 @@ def test_same_bytes_is_duplicate_different_bytes_keep_the_stored_copy_unless_rep
 
 
 def _stored_files(store: StudyStore) -> set[Path]:
-    return {p for p in store.files_dir.rglob("*") if p.is_file() and store.tmp_dir not in p.parents}
+    return stored_files(store)
 
 
 @pytest.mark.parametrize("bad_uid", ["1.2/../../etc/passwd", "1.2.\x003", "1." * 40])

@@ -16,6 +16,7 @@ import pytest
 
 from tests.reliability.corpus import write_series
 from tests.support.net import free_port, require_tool, wait_for_port
+from tests.support.store_files import stored_files
 from viewer.core.context import AppContext
 from viewer.core.store import StudyStore
 
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _stored_files(store: StudyStore) -> set[Path]:
-    return {p for p in store.files_dir.rglob("*") if p.is_file() and store.tmp_dir not in p.parents}
+    return stored_files(store)
 
 
 def _referenced_files(store: StudyStore) -> set[Path]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.reliability.corpus import write_series
 from tests.support.net import free_port, require_tool, wait_for_port
+from tests.support.store_files import stored_files
 from viewer.core.settings import LocalNode
 from viewer.core.store import StudyStore
 
@@ -67,7 +68,7 @@ def test_five_concurrent_storescu_store_every_instance_exactly_once(tmp_path: Pa
     assert counts == {"studies": SENDERS, "series": SENDERS, "instances": SENDERS * PER_SENDER}
     stored = {i.sop_instance_uid for s in store.studies() for i in store.instances_for_study(s.study_uid)}
     assert stored == expected
-    files = [p for p in store.files_dir.rglob("*") if p.is_file() and store.tmp_dir not in p.parents]
+    files = sorted(stored_files(store))
     assert len(files) == SENDERS * PER_SENDER  # one file per instance: nothing stored twice, nothing orphaned
     assert list(store.tmp_dir.iterdir()) == []
     assert store.integrity_problems() == []

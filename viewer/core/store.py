@@ -280,17 +280,18 @@ class StudyStore:
         self.max_object_bytes = max_object_bytes
         self.files_dir = self.root / "files"
         self.tmp_dir = self.files_dir / ".tmp"
+        self.spare_dir = self.files_dir / ".spare"  # `SpareFiles`: temp files made ahead, in subfolders
         self.replaced_dir = self.root / "replaced"
         self.journal_dir = self.root / "journal"
         self.db_path = self.root / "index.sqlite3"
         self.durable = durable
-        for folder in (self.root, self.files_dir, self.tmp_dir, self.replaced_dir, self.journal_dir):
+        for folder in (self.root, self.files_dir, self.tmp_dir, self.spare_dir, self.replaced_dir, self.journal_dir):
             private_dir(folder)
         self._made_dirs: set[str] = set()
         # The hot path (one received instance) works on strings: pathlib's parsing cost more than the rename.
         self._files_s = os.fspath(self.files_dir)
         self._tmp_s = os.fspath(self.tmp_dir)
-        self._spare_files = SpareFiles(self._tmp_s)
+        self._spare_files = SpareFiles(os.fspath(self.spare_dir))
         self._recent_rows: dict[tuple[str, str], Study | Series] = {}
         if not (self.files_dir / "ff").is_dir() or (self.files_dir / "ff").stat().st_mode & 0o077:
             for prefix in range(256):
@@ -1359,7 +1360,9 @@ class StudyStore:
             self._flush_group()
             self._spare_files.release()
             report.indexed_from_journal = self._index_journals()
-            for tmp in list(self.tmp_dir.iterdir()):
+            for tmp in [*self.tmp_dir.iterdir(), *self.spare_dir.rglob("*.part")]:
+                if tmp.is_dir():
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
                     report.removed_temp_files += 1
@@ -1367,7 +1370,7 @@ class StudyStore:
             report.replaced_files_restored = self._finish_retiring(conn)
             referenced = {r[0] for r in conn.execute("SELECT file FROM instances")}
             for sub in self.files_dir.iterdir():
-                if sub == self.tmp_dir or not sub.is_dir():
+                if sub in (self.tmp_dir, self.spare_dir) or not sub.is_dir():
                     continue
                 for path in sub.rglob("*"):
                     if not path.is_file():
