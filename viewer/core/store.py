@@ -1,5 +1,9 @@
 """The local study store: a SQLite index over a folder of content-addressed DICOM files.
 
+`StudyStore` is the facade: connections, locks, transactions, the order of writes, recovery. The rows and
+the schema are `viewer.core.catalog`'s; the file primitives (private files, syncs, temp files made ahead,
+the journal) are `viewer.core.blobs`'s; what may enter is `viewer.core.ingest`'s.
+
 Invariants the rest of the app relies on:
 
 * A file is written to a temporary name, made durable, and renamed into place *before* the row that
@@ -55,7 +59,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import dcmwrite
 
-from viewer.core import ingest
+from viewer.core import catalog, ingest
 from viewer.core.blobs import (
     FILE_MODE,
     ChainedStream,
@@ -75,6 +79,7 @@ from viewer.core.blobs import (
     write_chunks,
     write_chunks_to,
 )
+from viewer.core.catalog import StudyQuery
 from viewer.core.errors import StoreError
 from viewer.core.ingest import Checked, PatientConflict, Refused
 from viewer.core.model import (
@@ -83,92 +88,15 @@ from viewer.core.model import (
     Patient,
     Series,
     Study,
-    document_kind,
 )
 from viewer.core.uids import uid_problem
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
 # Files up to this size are read whole into memory to be checked, hashed and written in one pass; larger
 # ones are copied in chunks, then checked from the copy.
 _SCAN_LIMIT = 16 << 20
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS studies (
-    study_uid TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL DEFAULT '',
-    patient_name TEXT NOT NULL DEFAULT '',
-    birth_date TEXT NOT NULL DEFAULT '',
-    sex TEXT NOT NULL DEFAULT '',
-    accession_number TEXT NOT NULL DEFAULT '',
-    study_id TEXT NOT NULL DEFAULT '',
-    study_date TEXT NOT NULL DEFAULT '',
-    study_time TEXT NOT NULL DEFAULT '',
-    study_description TEXT NOT NULL DEFAULT '',
-    referring_physician TEXT NOT NULL DEFAULT '',
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS studies_patient ON studies(patient_id);
-CREATE INDEX IF NOT EXISTS studies_date ON studies(study_date);
-CREATE TABLE IF NOT EXISTS series (
-    series_uid TEXT PRIMARY KEY,
-    study_uid TEXT NOT NULL REFERENCES studies(study_uid) ON DELETE CASCADE,
-    modality TEXT NOT NULL DEFAULT '',
-    series_number INTEGER,
-    series_description TEXT NOT NULL DEFAULT '',
-    body_part TEXT NOT NULL DEFAULT '',
-    series_date TEXT NOT NULL DEFAULT '',
-    series_time TEXT NOT NULL DEFAULT '',
-    kind TEXT NOT NULL DEFAULT 'image'
-);
-CREATE INDEX IF NOT EXISTS series_study ON series(study_uid);
-CREATE TABLE IF NOT EXISTS instances (
-    sop_instance_uid TEXT PRIMARY KEY,
-    series_uid TEXT NOT NULL REFERENCES series(series_uid) ON DELETE CASCADE,
-    study_uid TEXT NOT NULL,
-    sop_class_uid TEXT NOT NULL,
-    instance_number INTEGER,
-    transfer_syntax TEXT NOT NULL DEFAULT '',
-    frames INTEGER NOT NULL DEFAULT 1,
-    rows INTEGER NOT NULL DEFAULT 0,
-    columns INTEGER NOT NULL DEFAULT 0,
-    file TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT '',
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
-CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
-CREATE INDEX IF NOT EXISTS instances_sha ON instances(sha256);
-"""
-
-# Schema 2: `unsynced` marks rows whose file was left to the group sync (it was the `source` text before);
-# `image_position` / `image_orientation` hold (0020,0032) / (0020,0037) as backslash-joined numbers ('' when
-# absent) so a stack can be sorted before its first image loads; `replaced` keeps what a correction replaced.
-_INSTANCE_COLUMNS_2 = (
-    ("unsynced", "INTEGER NOT NULL DEFAULT 0"),
-    ("image_position", "TEXT NOT NULL DEFAULT ''"),
-    ("image_orientation", "TEXT NOT NULL DEFAULT ''"),
-)
-_REPLACED_TABLE = """
-CREATE TABLE IF NOT EXISTS replaced (
-    sop_instance_uid TEXT NOT NULL,
-    study_uid TEXT NOT NULL,
-    file TEXT NOT NULL,
-    original_file TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    source TEXT NOT NULL DEFAULT '',
-    replaced_by TEXT NOT NULL DEFAULT '',
-    replaced_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS replaced_instance ON replaced(sop_instance_uid);
-"""
-
 
 class AddStatus(Enum):
     ADDED = "added"
@@ -199,19 +127,6 @@ class StoreEvent:
     series_uid: str = ""
     sop_instance_uid: str = ""
     source: str = ""  # what the add was called with ("scp:AE", "file:name"), so listeners can tell apart
-
-
-@dataclass
-class StudyQuery:
-    """Browser search: every field is optional; text fields match case-insensitively with * and ?."""
-
-    patient_name: str = ""
-    patient_id: str = ""
-    accession_number: str = ""
-    date_from: str = ""  # YYYYMMDD
-    date_to: str = ""
-    modality: str = ""
-    text: str = ""  # free text over name, ID, accession and description
 
 
 @dataclass
@@ -260,11 +175,6 @@ def check_uid(name: str, value: str) -> None:
     problem = uid_problem(value, name)
     if problem:
         raise ingest.InvalidUid(problem)
-
-
-def _wildcard_to_like(pattern: str) -> str:
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
 
 
 class StudyStore:
@@ -330,36 +240,10 @@ class StudyStore:
             weakref.finalize(self, close_quietly, self._open_lock_fd) if self._open_lock_fd is not None else None
         )
         with self._write_lock:
-            conn = self._conn()
-            conn.executescript(SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self._migrate(conn)
+            catalog.create_or_migrate(self._conn())
         for name in ("index.sqlite3-wal", "index.sqlite3-shm"):
             with contextlib.suppress(OSError):
                 os.chmod(self.root / name, FILE_MODE)  # made by an older version under the umask
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Bring an older index up to `SCHEMA_VERSION` (one transaction; other processes may be opening too)."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            have = {r[1] for r in conn.execute("PRAGMA table_info(instances)")}
-            for name, decl in _INSTANCE_COLUMNS_2:
-                if name not in have:
-                    conn.execute(f"ALTER TABLE instances ADD COLUMN {name} {decl}")
-            if "unsynced" not in have:
-                # Schema 1 told rows left to the group sync by their source (Storage SCP, C-GET).
-                conn.execute("UPDATE instances SET unsynced = 1 WHERE source LIKE 'scp:%' OR source LIKE 'get:%'")
-            for statement in _REPLACED_TABLE.strip().split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
-                (str(SCHEMA_VERSION), SCHEMA_VERSION),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # ----------------------------------------------------------------- connections and events
     def _conn(self, *, deferred_sync: bool = False) -> sqlite3.Connection:
@@ -997,109 +881,18 @@ class StudyStore:
         # Instances of one series arrive together; their study and series rows are written once, not per
         # instance (the same values again would change nothing).
         if self._recent_rows.get(("study", st.study_uid)) != st:
-            self._write_study_row(conn, st, now)
+            catalog.write_study_row(conn, st, now)
             self._remember(("study", st.study_uid), st)
         if self._recent_rows.get(("series", se.series_uid)) != se:
-            self._write_series_row(conn, se)
+            catalog.write_series_row(conn, se)
             self._remember(("series", se.series_uid), se)
-        self._write_instance_row(conn, inst, final, sha, size, source, now, unsynced)
+        file = self._final_rel(sha) if final.name == sha else str(final.relative_to(self.files_dir))
+        catalog.write_instance_row(conn, inst, file, sha, size, source, now, unsynced)
 
     def _remember(self, key: tuple[str, str], row: Study | Series) -> None:
         if len(self._recent_rows) >= 256:
             self._recent_rows.clear()
         self._recent_rows[key] = row
-
-    def _write_study_row(self, conn: sqlite3.Connection, st: Study, now: float) -> None:
-        conn.execute(
-            """INSERT INTO studies(study_uid, patient_id, patient_name, birth_date, sex, accession_number,
-                   study_id, study_date, study_time, study_description, referring_physician, added_at)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
-               ON CONFLICT(study_uid) DO UPDATE SET
-                   patient_id = CASE WHEN excluded.patient_id != '' THEN excluded.patient_id ELSE patient_id END,
-                   patient_name = CASE WHEN excluded.patient_name != '' THEN excluded.patient_name
-                                       ELSE patient_name END,
-                   birth_date = CASE WHEN excluded.birth_date != '' THEN excluded.birth_date ELSE birth_date END,
-                   sex = CASE WHEN excluded.sex != '' THEN excluded.sex ELSE sex END,
-                   accession_number = CASE WHEN excluded.accession_number != '' THEN excluded.accession_number
-                                           ELSE accession_number END,
-                   study_date = CASE WHEN excluded.study_date != '' THEN excluded.study_date ELSE study_date END,
-                   study_time = CASE WHEN excluded.study_time != '' THEN excluded.study_time ELSE study_time END,
-                   study_description = CASE WHEN excluded.study_description != ''
-                                            THEN excluded.study_description ELSE study_description END""",
-            (
-                st.study_uid,
-                st.patient_id,
-                st.patient_name,
-                st.birth_date,
-                st.sex,
-                st.accession_number,
-                st.study_id,
-                st.study_date,
-                st.study_time,
-                st.study_description,
-                st.referring_physician,
-                now,
-            ),
-        )
-
-    def _write_series_row(self, conn: sqlite3.Connection, se: Series) -> None:
-        conn.execute(
-            """INSERT INTO series(series_uid, study_uid, modality, series_number, series_description, body_part,
-                   series_date, series_time, kind)
-               VALUES (?,?,?,?,?,?,?,?,?)
-               ON CONFLICT(series_uid) DO UPDATE SET
-                   modality = CASE WHEN excluded.modality != '' THEN excluded.modality ELSE modality END,
-                   series_description = CASE WHEN excluded.series_description != ''
-                                             THEN excluded.series_description ELSE series_description END""",
-            (
-                se.series_uid,
-                se.study_uid,
-                se.modality,
-                se.series_number,
-                se.series_description,
-                se.body_part,
-                se.series_date,
-                se.series_time,
-                se.kind,
-            ),
-        )
-
-    def _write_instance_row(
-        self,
-        conn: sqlite3.Connection,
-        inst: Instance,
-        final: Path,
-        sha: str,
-        size: int,
-        source: str,
-        now: float,
-        unsynced: bool,
-    ) -> None:
-        conn.execute(
-            """INSERT OR REPLACE INTO instances(sop_instance_uid, series_uid, study_uid, sop_class_uid,
-                   instance_number, transfer_syntax, frames, rows, columns, file, size, sha256, source, added_at,
-                   unsynced, image_position, image_orientation)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-            (
-                inst.sop_instance_uid,
-                inst.series_uid,
-                inst.study_uid,
-                inst.sop_class_uid,
-                inst.instance_number,
-                inst.transfer_syntax,
-                inst.frames,
-                inst.rows,
-                inst.columns,
-                self._final_rel(sha) if final.name == sha else str(final.relative_to(self.files_dir)),
-                size,
-                sha,
-                source,
-                now,
-                1 if unsynced else 0,
-                "\\".join(map(repr, inst.image_position)),
-                "\\".join(map(repr, inst.image_orientation)),
-            ),
-        )
 
     @contextlib.contextmanager
     def batch(self, *, release_cache: bool = False) -> Iterator[None]:
@@ -1178,150 +971,34 @@ class StudyStore:
 
     # ----------------------------------------------------------------- reading
     def patients(self) -> list[Patient]:
-        rows = (
-            self._conn()
-            .execute(
-                """SELECT patient_id, patient_name, MAX(birth_date) AS birth_date, MAX(sex) AS sex,
-                      COUNT(*) AS n FROM studies GROUP BY patient_id, patient_name ORDER BY patient_name"""
-            )
-            .fetchall()
-        )
-        return [Patient(r["patient_id"], r["patient_name"], r["birth_date"], r["sex"], r["n"]) for r in rows]
-
-    _STUDY_SELECT = """
-        SELECT s.*,
-            (SELECT GROUP_CONCAT(DISTINCT modality) FROM series WHERE series.study_uid = s.study_uid)
-                AS modalities,
-            (SELECT COUNT(*) FROM series WHERE series.study_uid = s.study_uid) AS series_count,
-            (SELECT COUNT(*) FROM instances WHERE instances.study_uid = s.study_uid) AS instance_count
-        FROM studies s"""
+        return catalog.patients(self._conn())
 
     def studies(self, query: StudyQuery | None = None) -> list[Study]:
-        where, args = [], []
-        q = query or StudyQuery()
-        for column, value in (
-            ("s.patient_name", q.patient_name),
-            ("s.patient_id", q.patient_id),
-            ("s.accession_number", q.accession_number),
-        ):
-            if value:
-                pattern = _wildcard_to_like(value)
-                if "*" not in value and "?" not in value:
-                    pattern = f"%{pattern}%"
-                where.append(f"{column} LIKE ? ESCAPE '\\'")
-                args.append(pattern)
-        if q.text:
-            pattern = f"%{_wildcard_to_like(q.text)}%"
-            where.append(
-                "(s.patient_name LIKE ? ESCAPE '\\' OR s.patient_id LIKE ? ESCAPE '\\' "
-                "OR s.accession_number LIKE ? ESCAPE '\\' OR s.study_description LIKE ? ESCAPE '\\')"
-            )
-            args.extend([pattern] * 4)
-        if q.date_from:
-            where.append("s.study_date >= ?")
-            args.append(q.date_from)
-        if q.date_to:
-            where.append("s.study_date != '' AND s.study_date <= ?")
-            args.append(q.date_to)
-        if q.modality:
-            where.append("EXISTS (SELECT 1 FROM series WHERE series.study_uid = s.study_uid AND series.modality = ?)")
-            args.append(q.modality.upper())
-        sql = self._STUDY_SELECT
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY s.study_date DESC, s.study_time DESC, s.patient_name"
-        return [_study_from_row(r) for r in self._conn().execute(sql, args).fetchall()]
+        return catalog.studies(self._conn(), query)
 
     def study(self, study_uid: str) -> Study | None:
-        row = self._conn().execute(self._STUDY_SELECT + " WHERE s.study_uid = ?", (study_uid,)).fetchone()
-        return _study_from_row(row) if row else None
+        return catalog.study(self._conn(), study_uid)
 
     def series_for_study(self, study_uid: str) -> list[Series]:
-        rows = (
-            self._conn()
-            .execute(
-                """SELECT se.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = se.series_uid) AS n
-               FROM series se WHERE se.study_uid = ?
-               ORDER BY se.series_number IS NULL, se.series_number, se.series_description""",
-                (study_uid,),
-            )
-            .fetchall()
-        )
-        return [_series_from_row(r) for r in rows]
+        return catalog.series_for_study(self._conn(), study_uid)
 
     def series(self, series_uid: str) -> Series | None:
-        row = (
-            self._conn()
-            .execute(
-                """SELECT se.*, (SELECT COUNT(*) FROM instances i WHERE i.series_uid = se.series_uid) AS n
-               FROM series se WHERE se.series_uid = ?""",
-                (series_uid,),
-            )
-            .fetchone()
-        )
-        return _series_from_row(row) if row else None
+        return catalog.series(self._conn(), series_uid)
 
     def instances_for_series(self, series_uid: str) -> list[Instance]:
-        rows = (
-            self._conn()
-            .execute(
-                """SELECT * FROM instances WHERE series_uid = ?
-               ORDER BY instance_number IS NULL, instance_number, sop_instance_uid""",
-                (series_uid,),
-            )
-            .fetchall()
-        )
-        return [self._instance_from_row(r) for r in rows]
+        return catalog.instances_for_series(self._conn(), self.files_dir, series_uid)
 
     def instances_for_study(self, study_uid: str) -> list[Instance]:
-        rows = (
-            self._conn()
-            .execute(
-                """SELECT * FROM instances WHERE study_uid = ?
-               ORDER BY series_uid, instance_number IS NULL, instance_number, sop_instance_uid""",
-                (study_uid,),
-            )
-            .fetchall()
-        )
-        return [self._instance_from_row(r) for r in rows]
+        return catalog.instances_for_study(self._conn(), self.files_dir, study_uid)
 
     def instance(self, sop_instance_uid: str) -> Instance | None:
-        row = self._conn().execute("SELECT * FROM instances WHERE sop_instance_uid = ?", (sop_instance_uid,)).fetchone()
-        return self._instance_from_row(row) if row else None
+        return catalog.instance(self._conn(), self.files_dir, sop_instance_uid)
 
     def instances_of_class(self, sop_class_prefix: str, study_uid: str | None = None) -> list[Instance]:
-        sql = "SELECT * FROM instances WHERE sop_class_uid LIKE ?"
-        args: list[str] = [sop_class_prefix + "%"]
-        if study_uid:
-            sql += " AND study_uid = ?"
-            args.append(study_uid)
-        return [self._instance_from_row(r) for r in self._conn().execute(sql + " ORDER BY added_at", args)]
+        return catalog.instances_of_class(self._conn(), self.files_dir, sop_class_prefix, study_uid)
 
     def counts(self) -> dict[str, int]:
-        conn = self._conn()
-        return {
-            "studies": conn.execute("SELECT COUNT(*) FROM studies").fetchone()[0],
-            "series": conn.execute("SELECT COUNT(*) FROM series").fetchone()[0],
-            "instances": conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0],
-        }
-
-    def _instance_from_row(self, r: sqlite3.Row) -> Instance:
-        return Instance(
-            sop_instance_uid=r["sop_instance_uid"],
-            series_uid=r["series_uid"],
-            study_uid=r["study_uid"],
-            sop_class_uid=r["sop_class_uid"],
-            instance_number=r["instance_number"],
-            transfer_syntax=r["transfer_syntax"],
-            frames=r["frames"],
-            rows=r["rows"],
-            columns=r["columns"],
-            path=str(self.files_dir / r["file"]),
-            size=r["size"],
-            sha256=r["sha256"],
-            image_position=_numbers(r["image_position"]),
-            image_orientation=_numbers(r["image_orientation"]),
-        )
+        return catalog.counts(self._conn())
 
     # ----------------------------------------------------------------- deleting and recovery
     def delete_study(self, study_uid: str) -> int:
@@ -1494,47 +1171,6 @@ class StudyStore:
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
-
-
-def _study_from_row(r: sqlite3.Row) -> Study:
-    return Study(
-        study_uid=r["study_uid"],
-        patient_id=r["patient_id"],
-        patient_name=r["patient_name"],
-        birth_date=r["birth_date"],
-        sex=r["sex"],
-        accession_number=r["accession_number"],
-        study_id=r["study_id"],
-        study_date=r["study_date"],
-        study_time=r["study_time"],
-        study_description=r["study_description"],
-        referring_physician=r["referring_physician"],
-        modalities=tuple(m for m in (r["modalities"] or "").split(",") if m),
-        series_count=r["series_count"],
-        instance_count=r["instance_count"],
-    )
-
-
-def _series_from_row(r: sqlite3.Row) -> Series:
-    return Series(
-        series_uid=r["series_uid"],
-        study_uid=r["study_uid"],
-        modality=r["modality"],
-        series_number=r["series_number"],
-        series_description=r["series_description"],
-        body_part=r["body_part"],
-        series_date=r["series_date"],
-        series_time=r["series_time"],
-        instance_count=r["n"],
-        kind=r["kind"] or document_kind(""),
-    )
-
-
-def _numbers(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split("\\")) if text else ()
-    except ValueError:
-        return ()
 
 
 def _same_person_text(value: str) -> str:
